@@ -1,0 +1,79 @@
+"""Events published by intake on `fangpin.intake.events`.
+
+Events never carry raw ID numbers or names: a member appears by a pseudonymous id.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from contracts.base import EventPayload
+from contracts.vocabulary import ClueChannel, LaborCapacity, RiskType
+
+
+class _IntakeEvent(EventPayload):
+    producer = "intake"
+
+
+class MemberFacts(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    member_id: str
+    relation: str
+    age: int
+    labor_capacity: LaborCapacity
+    disabled: bool
+    in_school: bool
+
+
+class HouseholdRegistered(_IntakeEvent):
+    household_id: str
+    region_code: str
+    group: str | None = None
+    poverty_status: Literal["out_of_poverty", "ordinary"]
+    grid_worker_id: str | None = None
+    members: list[MemberFacts]
+
+
+class HouseholdUpdated(_IntakeEvent):
+    household_id: str
+    region_code: str
+    group: str | None = None
+    poverty_status: Literal["out_of_poverty", "ordinary"]
+    grid_worker_id: str | None = None
+    members: list[MemberFacts]
+
+
+class ClueSource(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    department: str | None = None
+    source_record_id: str | None = None
+    worker_id: str | None = None
+
+
+class RiskClueRaised(_IntakeEvent):
+    """A risk clue (风险线索) about a registered household, from any of the three channels."""
+
+    clue_id: str
+    household_id: str
+    channel: ClueChannel
+    source: ClueSource
+    indicator: str | None = None
+    amount: Decimal | None = None
+    observed_at: datetime | None = None
+    risk_types: list[RiskType]
+    detail: str | None = None
+
+
+class WarningUnmatched(_IntakeEvent):
+    """A department warning about a person the registry does not know; kept, reported back."""
+
+    warning_id: str
+    department: str
+    source_record_id: str
+    indicator: str
+    observed_at: datetime | None = None

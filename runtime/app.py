@@ -1,0 +1,124 @@
+"""The one app factory: every service is a FastAPI app built here from its ServiceDefinition."""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import sqlalchemy as sa
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from runtime.clock import Clock, SystemClock
+from runtime.consumer import EventConsumer
+from runtime.db import make_engine, make_sessions, migrate
+from runtime.eventstore import ConcurrencyConflict
+from runtime.idempotency import IdempotencyMiddleware
+from runtime.problems import Problem, install_problem_handlers, problem_response
+from runtime.relay import OutboxRelay
+from runtime.service import ServiceContext, ServiceDefinition
+from runtime.settings import Settings, get_settings
+from runtime.tasks import run_periodically
+from runtime.telemetry import TracingAndMetricsMiddleware, setup_tracing
+
+log = logging.getLogger(__name__)
+
+
+def load_definition(service: str) -> ServiceDefinition:
+    return importlib.import_module(f"services.{service}.app").SERVICE
+
+
+def create_app(
+    definition: ServiceDefinition,
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    consumer_group: str | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    clock = clock or SystemClock()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_tracing(definition.name)
+        engine = make_engine(settings)
+        await migrate(engine, definition.name)
+        ctx = ServiceContext(definition.name, settings, engine, make_sessions(engine), clock)
+        app.state.context = ctx
+        app.state.relay = OutboxRelay(ctx)
+        app.state.consumer = EventConsumer(ctx, definition.consumes, definition.handlers, consumer_group)
+        stop = asyncio.Event()
+        jobs = [app.state.relay.run(stop), app.state.consumer.run(stop)]
+        jobs += [
+            run_periodically(stop, every, (lambda job=job: job(ctx)), getattr(job, "__name__", "job"))
+            for every, job in definition.periodic
+        ]
+        tasks = [asyncio.create_task(job) for job in jobs]
+        log.info("%s: ready (database migrated, relay and consumer started)", definition.name)
+        try:
+            yield
+        finally:
+            stop.set()
+            done, pending = await asyncio.wait(tasks, timeout=15)
+            for task in pending:
+                task.cancel()
+            for task in done:
+                if not task.cancelled() and task.exception():
+                    log.error("%s: background task ended with %r", definition.name, task.exception())
+            await engine.dispose()
+
+    app = FastAPI(
+        title=f"Fangpin {definition.name}",
+        description=definition.description,
+        version="1",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+
+    @app.exception_handler(ConcurrencyConflict)
+    async def _conflict(request: Request, exc: ConcurrencyConflict):
+        return problem_response(Problem(409, "Concurrent change", f"{exc}; retry the request"), request)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict:
+        return {"status": "ok", "service": definition.name}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request):
+        ctx: ServiceContext = request.app.state.context
+        checks = {"database": await _database_ok(ctx), "broker": await _broker_ok(settings.kafka_bootstrap)}
+        body = {"service": definition.name, "checks": checks, "status": "ready" if all(checks.values()) else "not ready"}
+        return JSONResponse(body, status_code=200 if all(checks.values()) else 503)
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    for router in definition.routers:
+        app.include_router(router)
+    app.add_middleware(IdempotencyMiddleware, state_holder=app)
+    app.add_middleware(TracingAndMetricsMiddleware, service=definition.name)
+    return app
+
+
+async def _database_ok(ctx: ServiceContext) -> bool:
+    try:
+        async with ctx.engine.connect() as conn:
+            await asyncio.wait_for(conn.execute(sa.text("select 1")), timeout=2)
+        return True
+    except Exception:
+        return False
+
+
+async def _broker_ok(bootstrap: str) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout=2)
+            writer.close()
+            return True
+        except (OSError, asyncio.TimeoutError, ValueError):
+            continue
+    return False

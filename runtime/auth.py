@@ -1,0 +1,124 @@
+"""Bearer JWTs: who calls (system, staff, household), in which role, inside which region prefix."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Literal
+
+import jwt
+from fastapi import Depends, Request
+from pydantic import BaseModel, ValidationError
+
+from uuid import UUID
+
+from uuid6 import uuid7
+
+from contracts.envelope import Actor
+from runtime.eventstore import EventMetadata
+from runtime.telemetry import current_traceparent
+from runtime.problems import Problem
+from runtime.settings import Settings
+
+PrincipalKind = Literal["system", "staff", "household"]
+
+
+class Principal(BaseModel):
+    sub: str
+    kind: PrincipalKind
+    role: str
+    region: str = ""
+    department: str | None = None
+
+    def covers(self, region_code: str | None) -> bool:
+        """Staff act only inside their region prefix."""
+        return region_code is not None and region_code.startswith(self.region)
+
+    def as_actor(self) -> Actor:
+        return Actor(kind=self.kind, id=self.sub, role=self.role, region=self.region or None)
+
+
+def issue_token(
+    settings: Settings,
+    *,
+    sub: str,
+    role: str,
+    region: str = "",
+    kind: PrincipalKind = "staff",
+    department: str | None = None,
+    ttl: timedelta = timedelta(days=30),
+    now: datetime | None = None,
+) -> str:
+    now = now or datetime.now(timezone.utc)
+    claims = {
+        "iss": settings.jwt_issuer,
+        "sub": sub,
+        "kind": kind,
+        "role": role,
+        "region": region,
+        "iat": int(now.timestamp()),
+        "exp": int((now + ttl).timestamp()),
+    }
+    if department:
+        claims["department"] = department
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def decode_token(settings: Settings, token: str) -> Principal:
+    try:
+        claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], issuer=settings.jwt_issuer)
+        return Principal.model_validate(claims)
+    except (jwt.PyJWTError, ValidationError) as exc:
+        raise Problem(401, "Unauthorized", f"invalid bearer token: {exc}") from exc
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def current_principal(request: Request) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise Problem(401, "Unauthorized", "send Authorization: Bearer <token> (fangpin token --role ... prints one)")
+    return decode_token(request.app.state.context.settings, token)
+
+
+def require(*roles: str, kinds: tuple[PrincipalKind, ...] = ("staff",)):
+    """A dependency that admits only the given principal kinds and, if named, roles."""
+
+    async def check(principal: Principal = Depends(current_principal)) -> Principal:
+        if principal.kind not in kinds or (roles and principal.role not in roles):
+            wanted = ", ".join(roles) if roles else " or ".join(kinds)
+            raise Problem(403, "Forbidden", f"this needs {wanted}; the token is {principal.kind}/{principal.role}")
+        return principal
+
+    return check
+
+
+def require_region(principal: Principal, region_code: str | None) -> None:
+    if not principal.covers(region_code):
+        raise Problem(
+            403, "Forbidden", f"region {region_code} is outside your region {principal.region or '(none)'}"
+        )
+
+
+def region_scope(principal: Principal, region: str | None) -> str:
+    """The region prefix a list is filtered by: the caller's own, or a narrower one inside it."""
+    if not region:
+        return principal.region
+    if not region.isdigit() or len(region) > 12:
+        raise Problem(422, "Invalid request", "region: a prefix of a 12-digit region code",
+                      errors=[{"field": "region", "message": "a prefix of a 12-digit region code"}])
+    if not region.startswith(principal.region):
+        raise Problem(403, "Forbidden", f"region {region} is outside your region {principal.region or '(none)'}")
+    return region
+
+
+def command_metadata(principal: Principal, request: Request) -> EventMetadata:
+    """Event metadata of one HTTP command: who, which correlation, which trace."""
+    raw = request.headers.get("x-correlation-id")
+    try:
+        correlation = UUID(raw) if raw else uuid7()
+    except ValueError:
+        correlation = uuid7()
+    return EventMetadata(actor=principal.as_actor(), correlation_id=correlation, traceparent=current_traceparent())

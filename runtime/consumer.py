@@ -1,0 +1,189 @@
+"""The consumer loop: one polled batch is applied in one transaction together with the inbox rows
+of its event ids; offsets are committed only after that transaction commits.
+
+A redelivered event finds its id in the inbox and changes nothing. A failed commit means "this
+batch comes again" (the inbox absorbs it). A batch that fails is retried one message at a time;
+a message that fails `consumer_attempts_before_dlq` times goes to `<topic>.dlq` and the loop goes on.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Iterable
+from uuid import UUID
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+from opentelemetry.trace import SpanKind
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from contracts.envelope import Actor, EventEnvelope
+from contracts.topics import dead_letter_topic, events_topic
+from runtime.eventstore import EventMetadata
+from runtime.kafka import ensure_topics, make_consumer, make_producer
+from runtime.service import EventHandler, ServiceContext, UnitOfWork
+from runtime.tables import inbox
+from runtime.tasks import sleep_unless_stopped
+from runtime.telemetry import EVENTS_CONSUMED, current_traceparent, span_from_traceparent
+
+log = logging.getLogger(__name__)
+
+
+class EventConsumer:
+    def __init__(self, ctx: ServiceContext, consumes: Iterable[str], handlers: dict[str, EventHandler], group_id: str | None = None) -> None:
+        self.ctx, self.settings, self.handlers = ctx, ctx.settings, handlers
+        self.topics = [events_topic(s, ctx.settings.topic_prefix) for s in consumes]
+        self.group_id = group_id or f"{ctx.settings.topic_prefix}fangpin.{ctx.name}"
+        self.consumer: AIOKafkaConsumer | None = None
+        self.dlq_producer: AIOKafkaProducer | None = None
+        self.connected = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if not self.topics:
+            return
+        backoff = 0.5
+        try:
+            while not stop.is_set():
+                try:
+                    await self._connect()
+                    batch = await self.consumer.getmany(timeout_ms=500, max_records=self.settings.consumer_max_records)
+                    records = [r for tp in sorted(batch, key=lambda t: (t.topic, t.partition)) for r in batch[tp]]
+                    if not records:
+                        continue
+                    await self.apply(records)
+                    await self._commit(batch)
+                    backoff = 0.5
+                except (KafkaError, OSError) as exc:
+                    log.warning("consumer %s: broker unavailable (%s); retrying in %.1fs", self.ctx.name, exc, backoff)
+                    await self._disconnect()
+                    await sleep_unless_stopped(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            await self._disconnect()
+
+    async def _connect(self) -> None:
+        if self.consumer is not None:
+            return
+        await ensure_topics(self.settings, self.topics + [dead_letter_topic(t) for t in self.topics])
+        consumer = make_consumer(self.settings, self.topics, self.group_id)
+        producer = make_producer(self.settings)
+        try:
+            await consumer.start()
+            await producer.start()
+        except BaseException:
+            await consumer.stop()
+            await producer.stop()
+            raise
+        self.consumer, self.dlq_producer, self.connected = consumer, producer, True
+
+    async def _disconnect(self) -> None:
+        consumer, producer = self.consumer, self.dlq_producer
+        self.consumer, self.dlq_producer, self.connected = None, None, False
+        for client in (consumer, producer):
+            if client is not None:
+                try:
+                    await client.stop()
+                except Exception:
+                    log.debug("consumer %s: client stop failed", self.ctx.name, exc_info=True)
+
+    async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group moved on (rebalance); the batch comes again and the inbox absorbs it.
+            log.warning("consumer %s: offset commit failed (%s); the batch will be redelivered", self.ctx.name, exc)
+
+    async def apply(self, records: list[ConsumerRecord]) -> None:
+        """Apply records in one transaction; on failure, one by one with retries and the DLQ."""
+        try:
+            async with self.ctx.sessions() as session, session.begin():
+                await self._apply_in(session, records)
+        except Exception:
+            log.warning("consumer %s: batch of %d failed; applying one by one", self.ctx.name, len(records), exc_info=True)
+            for record in records:
+                await self._apply_alone(record)
+
+    async def _apply_alone(self, record: ConsumerRecord) -> None:
+        error: Exception | None = None
+        for attempt in range(1, self.settings.consumer_attempts_before_dlq + 1):
+            try:
+                async with self.ctx.sessions() as session, session.begin():
+                    await self._apply_in(session, [record])
+                return
+            except Exception as exc:
+                error = exc
+                log.warning("consumer %s: %s@%s offset %s failed (attempt %d): %s",
+                            self.ctx.name, record.topic, record.partition, record.offset, attempt, exc)
+                await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * attempt)
+        await self._dead_letter(record, error)
+
+    async def _apply_in(self, session, records: list[ConsumerRecord]) -> None:
+        decoded = [(record, EventEnvelope.from_json(record.value)) for record in records]
+        rows = [
+            {
+                "event_id": env.event_id, "topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
+                "event_type": env.event_type, "outcome": "applied" if env.event_type in self.handlers else "ignored",
+            }
+            for rec, env in decoded
+        ]
+        inserted = await session.execute(
+            pg_insert(inbox).values(rows).on_conflict_do_nothing(index_elements=["event_id"]).returning(inbox.c.event_id)
+        )
+        fresh = set(inserted.scalars())
+        EVENTS_CONSUMED.labels(self.ctx.name, "duplicate").inc(len({e.event_id for _, e in decoded} - fresh))
+        for record, envelope in decoded:
+            if envelope.event_id not in fresh:
+                continue
+            fresh.discard(envelope.event_id)  # the same event twice in one batch is applied once
+            handler = self.handlers.get(envelope.event_type)
+            if handler is None:
+                EVENTS_CONSUMED.labels(self.ctx.name, "ignored").inc()
+                continue
+            headers = dict(record.headers or ())
+            traceparent = headers.get("traceparent", b"").decode() or envelope.traceparent
+            with span_from_traceparent(
+                f"consume {envelope.event_type}", traceparent, SpanKind.CONSUMER,
+                **{"messaging.destination": record.topic, "fangpin.service": self.ctx.name,
+                   "fangpin.event_id": str(envelope.event_id)},
+            ):
+                meta = EventMetadata(
+                    actor=Actor(kind="system", id=f"fangpin-{self.ctx.name}", role="service"),
+                    correlation_id=envelope.correlation_id,
+                    causation_id=envelope.event_id,
+                    traceparent=current_traceparent(),
+                )
+                uow = UnitOfWork(self.ctx, session, meta)
+                await handler(uow, envelope)
+            EVENTS_CONSUMED.labels(self.ctx.name, "applied").inc()
+
+    async def _dead_letter(self, record: ConsumerRecord, error: Exception | None) -> None:
+        reason = f"{type(error).__name__}: {error}"[:2000]
+        headers = list(record.headers or ()) + [
+            ("dlq_error", reason.encode()),
+            ("dlq_source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("dlq_consumer", self.ctx.name.encode()),
+        ]
+        await self.dlq_producer.send_and_wait(dead_letter_topic(record.topic), record.value, key=record.key, headers=headers)
+        event_id = _event_id_of(record)
+        if event_id is not None:
+            async with self.ctx.sessions() as session, session.begin():
+                await session.execute(
+                    pg_insert(inbox)
+                    .values(event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset,
+                            outcome="dead_lettered", error=reason)
+                    .on_conflict_do_nothing(index_elements=["event_id"])
+                )
+        EVENTS_CONSUMED.labels(self.ctx.name, "dead_lettered").inc()
+        log.error("consumer %s: %s@%s offset %s sent to %s: %s", self.ctx.name, record.topic, record.partition,
+                  record.offset, dead_letter_topic(record.topic), reason)
+
+
+def _event_id_of(record: ConsumerRecord) -> UUID | None:
+    raw = dict(record.headers or ()).get("event_id")
+    try:
+        return UUID(raw.decode()) if raw else None
+    except ValueError:
+        return None
+

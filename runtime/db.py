@@ -1,0 +1,71 @@
+"""Database: the async engine, creating a service's database, and running its migrations."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from runtime.settings import Settings
+
+_MIGRATIONS_ENV = Path(__file__).parent / "migrations"
+_SERVICES_DIR = Path(__file__).parent.parent / "services"
+# Two processes of one service may start together; one migrates, the other waits.
+_MIGRATION_LOCK_ID = 0x66616E67
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_pre_ping=True,
+    )
+
+
+def make_sessions(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database named in `url` if it does not exist (embedded system and tests)."""
+    name = make_url(url).database
+    conn = await asyncpg.connect(_asyncpg_dsn(url, "postgres"))
+    try:
+        exists = await conn.fetchval("select 1 from pg_database where datname = $1", name)
+        if not exists:
+            await conn.execute(f'create database "{name}"')
+    finally:
+        await conn.close()
+
+
+def alembic_config(service: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("script_location", str(_MIGRATIONS_ENV))
+    cfg.set_main_option("version_locations", str(_SERVICES_DIR / service / "migrations" / "versions"))
+    return cfg
+
+
+async def migrate(engine: AsyncEngine, service: str) -> None:
+    """Bring the service's schema to the newest migration (alembic, one history per service)."""
+    cfg = alembic_config(service)
+
+    def upgrade(sync_connection) -> None:
+        cfg.attributes["connection"] = sync_connection
+        command.upgrade(cfg, "head")
+
+    async with engine.begin() as conn:
+        await conn.execute(text("select pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        await conn.run_sync(upgrade)

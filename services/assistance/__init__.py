@@ -1,0 +1,1 @@
+"""assistance: assistance plans, helpers, measures, incomes and plan gaps (帮扶)."""

@@ -1,0 +1,1 @@
+"""intake: the household registry and the three clue channels (线索)."""

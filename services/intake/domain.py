@@ -1,0 +1,134 @@
+"""Pure decisions of intake: ID numbers, households, department warnings and the clues they raise."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from contracts.intake import HouseholdRegistered, HouseholdUpdated, MemberFacts
+from contracts.vocabulary import LaborCapacity, RiskType
+
+REGION_CODE = re.compile(r"^\d{12}$")
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+class InvalidIdNumber(ValueError):
+    pass
+
+
+def id_check_digit(first17: str) -> str:
+    """GB 11643 check character for the first 17 digits of a citizen ID number."""
+    return _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS)) % 11]
+
+
+def parse_id_number(id_number: str) -> date:
+    """Validate an 18-character ID number and return the birth date it carries."""
+    value = id_number.strip().upper()
+    if not re.fullmatch(r"\d{17}[\dX]", value):
+        raise InvalidIdNumber("must be 17 digits followed by a digit or X")
+    if id_check_digit(value[:17]) != value[17]:
+        raise InvalidIdNumber("check digit does not match (GB 11643)")
+    try:
+        return date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError as exc:
+        raise InvalidIdNumber(f"birth date {value[6:14]} is not a date") from exc
+
+
+def mask_id_number(id_number: str) -> str:
+    """Shown to everyone as 410721********1234."""
+    return f"{id_number[:6]}{'*' * 8}{id_number[-4:]}"
+
+
+def age_on(birth_date: date, today: date) -> int:
+    return today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
+
+
+@dataclass(frozen=True)
+class Member:
+    member_id: str  # pseudonymous: derived from the keyed hash of the ID number
+    relation: str
+    birth_date: date
+    labor_capacity: LaborCapacity
+    disabled: bool
+    in_school: bool
+
+
+@dataclass(frozen=True)
+class HouseholdFacts:
+    household_id: str
+    region_code: str
+    group: str | None
+    poverty_status: str
+    grid_worker_id: str | None
+    members: tuple[Member, ...]
+
+
+def register_or_update(
+    current: HouseholdRegistered | HouseholdUpdated | None, facts: HouseholdFacts, today: date
+) -> list[HouseholdRegistered | HouseholdUpdated]:
+    """A new household is registered; a changed one updated; an unchanged one yields nothing."""
+    fields = dict(
+        household_id=facts.household_id,
+        region_code=facts.region_code,
+        group=facts.group,
+        poverty_status=facts.poverty_status,
+        grid_worker_id=facts.grid_worker_id,
+        members=[
+            MemberFacts(
+                member_id=m.member_id, relation=m.relation, age=age_on(m.birth_date, today),
+                labor_capacity=m.labor_capacity, disabled=m.disabled, in_school=m.in_school,
+            )
+            for m in facts.members
+        ],
+    )
+    if current is None:
+        return [HouseholdRegistered(**fields)]
+    if current.model_dump() == HouseholdUpdated(**fields).model_dump():
+        return []
+    return [HouseholdUpdated(**fields)]
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One entry of a department's indicator catalogue (部门预警指标)."""
+
+    risk_types: tuple[RiskType, ...]
+    threshold: Decimal | None = None  # an amount below it raises no risk
+
+
+INDICATOR_CATALOGUE: dict[str, dict[str, Indicator]] = {
+    "civil_affairs": {
+        "new_dibao": Indicator((RiskType.INCOME_DROP,)),
+        "new_tekun": Indicator((RiskType.LACK_OF_LABOUR,)),
+        "relief_application": Indicator((RiskType.EXPENSE_SURGE,)),
+    },
+    "medical_insurance": {"high_medical_expense": Indicator((RiskType.ILLNESS, RiskType.EXPENSE_SURGE), Decimal("10000"))},
+    "health": {"serious_illness": Indicator((RiskType.ILLNESS,))},
+    "disabled_persons_federation": {"disability_registered": Indicator((RiskType.DISABILITY,))},
+    "emergency": {"disaster_loss": Indicator((RiskType.DISASTER,))},
+    "human_resources": {"unemployment": Indicator((RiskType.UNSTABLE_EMPLOYMENT,))},
+    "housing": {"unsafe_housing": Indicator((RiskType.HOUSING,))},
+    "education": {"school_dropout": Indicator((RiskType.SCHOOLING,))},
+    "water": {"unsafe_drinking_water": Indicator((RiskType.WATER,))},
+    "public_security": {"accident": Indicator((RiskType.ACCIDENT,))},
+    "agriculture": {"business_failure": Indicator((RiskType.BUSINESS_FAILURE,))},
+}
+
+
+class UnknownIndicator(ValueError):
+    pass
+
+
+def risk_types_of_warning(department: str, indicator: str, amount: Decimal | None) -> list[RiskType]:
+    """The risk types a department warning points to; below its threshold, none."""
+    catalogue = INDICATOR_CATALOGUE.get(department)
+    if catalogue is None:
+        raise UnknownIndicator(f"unknown department {department!r}; known: {', '.join(sorted(INDICATOR_CATALOGUE))}")
+    entry = catalogue.get(indicator)
+    if entry is None:
+        raise UnknownIndicator(f"{department} has no indicator {indicator!r}; known: {', '.join(sorted(catalogue))}")
+    if entry.threshold is not None and (amount is None or amount < entry.threshold):
+        return []
+    return list(entry.risk_types)

@@ -1,0 +1,146 @@
+"""intake's tables and queries. ID numbers and names are kept encrypted (AES-GCM); a keyed hash
+(HMAC-SHA256) of the ID number is what matching uses."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from runtime.settings import Settings
+
+metadata = sa.MetaData()
+
+households = sa.Table(
+    "households", metadata,
+    sa.Column("household_id", sa.Text, primary_key=True),
+    sa.Column("region_code", sa.Text, nullable=False),
+    sa.Column("group", sa.Text),
+    sa.Column("poverty_status", sa.Text, nullable=False),
+    sa.Column("grid_worker_id", sa.Text),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+members = sa.Table(
+    "members", metadata,
+    sa.Column("member_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("id_hash", sa.Text, nullable=False, unique=True),
+    sa.Column("id_cipher", sa.LargeBinary, nullable=False),
+    sa.Column("name_cipher", sa.LargeBinary, nullable=False),
+    sa.Column("relation", sa.Text, nullable=False),
+    sa.Column("birth_date", sa.Date, nullable=False),
+    sa.Column("labor_capacity", sa.Text, nullable=False),
+    sa.Column("disabled", sa.Boolean, nullable=False),
+    sa.Column("in_school", sa.Boolean, nullable=False),
+)
+
+warnings = sa.Table(
+    "warnings", metadata,
+    sa.Column("department", sa.Text, primary_key=True),
+    sa.Column("source_record_id", sa.Text, primary_key=True),
+    sa.Column("warning_id", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # accepted | unmatched
+    sa.Column("household_id", sa.Text),
+    sa.Column("id_hash", sa.Text),
+    sa.Column("clue_id", sa.Text),
+    sa.Column("indicator", sa.Text, nullable=False),
+    sa.Column("amount", sa.Numeric(14, 2)),
+    sa.Column("observed_at", sa.DateTime(timezone=True)),
+    sa.Column("detail", sa.Text),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+clues = sa.Table(
+    "clues", metadata,
+    sa.Column("clue_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("region_code", sa.Text, nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("source", pg.JSONB, nullable=False),
+    sa.Column("indicator", sa.Text),
+    sa.Column("risk_types", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class IdentityVault:
+    """Keyed hash for matching and authenticated encryption for storage of personal data."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._hash_key = bytes.fromhex(settings.id_hash_key)
+        self._aead = AESGCM(bytes.fromhex(settings.id_encryption_key))
+
+    def id_hash(self, id_number: str) -> str:
+        return hmac.new(self._hash_key, id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+
+    def member_id(self, id_number: str) -> str:
+        return "m-" + self.id_hash(id_number)[:24]
+
+    def encrypt(self, plain: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, plain.encode(), None)
+
+    def decrypt(self, blob: bytes) -> str:
+        return self._aead.decrypt(blob[:12], blob[12:], None).decode()
+
+
+async def household_row(session: AsyncSession, household_id: str):
+    return (await session.execute(sa.select(households).where(households.c.household_id == household_id))).first()
+
+
+async def member_rows(session: AsyncSession, household_id: str):
+    return (
+        await session.execute(sa.select(members).where(members.c.household_id == household_id).order_by(members.c.member_id))
+    ).all()
+
+
+async def save_household(session: AsyncSession, household: dict, member_records: list[dict]) -> None:
+    stmt = pg_insert(households).values(**household)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["household_id"], set_={
+        k: stmt.excluded[k] for k in household if k != "household_id"
+    }))
+    await session.execute(sa.delete(members).where(members.c.household_id == household["household_id"]))
+    if member_records:
+        await session.execute(sa.insert(members), member_records)
+
+
+async def households_of_members(session: AsyncSession, id_hashes: list[str]) -> dict[str, str]:
+    """id_hash -> household_id for the registered people among `id_hashes` (one query)."""
+    rows = await session.execute(
+        sa.select(members.c.id_hash, members.c.household_id).where(members.c.id_hash.in_(id_hashes))
+    )
+    return {r.id_hash: r.household_id for r in rows}
+
+
+async def claim_warning(session: AsyncSession, row: dict) -> bool:
+    """Record a warning; False if the department sent this source record before."""
+    inserted = await session.scalar(
+        pg_insert(warnings).values(**row).on_conflict_do_nothing().returning(warnings.c.warning_id)
+    )
+    return inserted is not None
+
+
+async def warning_row(session: AsyncSession, department: str, source_record_id: str):
+    return (
+        await session.execute(
+            sa.select(warnings).where(warnings.c.department == department, warnings.c.source_record_id == source_record_id)
+        )
+    ).first()
+
+
+async def clue_page(session: AsyncSession, region: str, status: str | None, channel: str | None, after: str | None, limit: int):
+    query = sa.select(clues).where(clues.c.region_code.startswith(region, autoescape=True))
+    if status:
+        query = query.where(clues.c.status == status)
+    if channel:
+        query = query.where(clues.c.channel == channel)
+    if after:
+        query = query.where(clues.c.clue_id < after)
+    return (await session.execute(query.order_by(clues.c.clue_id.desc()).limit(limit))).all()

@@ -1,0 +1,1 @@
+"""notifier: staff directory, routing of tasks to inboxes, deliveries and deadlines."""

@@ -1,0 +1,11 @@
+"""Wiring of notifier."""
+from runtime.service import ServiceDefinition
+from services.notifier import api, handlers
+
+SERVICE = ServiceDefinition(
+    name="notifier",
+    description="Staff directory, routing rules, inbox, deliveries and deadlines.",
+    routers=[api.router],
+    consumes=("screening",),
+    handlers=handlers.HANDLERS,
+)

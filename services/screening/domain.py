@@ -1,0 +1,36 @@
+"""Pure decisions of screening."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from contracts.intake import RiskClueRaised
+from contracts.screening import ClueAttachedToCase, VerificationCaseOpened
+from contracts.vocabulary import RiskType
+
+FIRST_STEP = "verification_visit"  # 入户核查
+
+
+@dataclass(frozen=True)
+class OpenCase:
+    case_id: str
+    household_id: str
+    clue_ids: tuple[str, ...]
+    risk_types: tuple[str, ...] = ()
+
+
+def take_clue(
+    open_case: OpenCase | None, clue: RiskClueRaised, region_code: str, new_case_id: str, today: date, due_days: int
+) -> list[VerificationCaseOpened | ClueAttachedToCase]:
+    """One open case per household: the first clue opens it, later clues attach to it
+    ("clues complement each other"); a clue already taken changes nothing."""
+    risk_types: list[RiskType] = list(clue.risk_types)
+    if open_case is None:
+        return [VerificationCaseOpened(
+            case_id=new_case_id, household_id=clue.household_id, region_code=region_code, clue_id=clue.clue_id,
+            risk_types=risk_types, step=FIRST_STEP, due_date=today + timedelta(days=due_days),
+        )]
+    if clue.clue_id in open_case.clue_ids:
+        return []
+    return [ClueAttachedToCase(case_id=open_case.case_id, household_id=clue.household_id, clue_id=clue.clue_id,
+                               risk_types=risk_types)]
