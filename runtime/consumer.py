@@ -181,9 +181,13 @@ class EventConsumer:
 
 
 def _event_id_of(record: ConsumerRecord) -> UUID | None:
+    """The event id of a record, from its body or else its header; None for an unreadable one."""
+    try:
+        return EventEnvelope.from_json(record.value).event_id
+    except Exception:
+        pass
     raw = dict(record.headers or ()).get("event_id")
     try:
         return UUID(raw.decode()) if raw else None
     except ValueError:
         return None
-

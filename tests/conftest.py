@@ -100,3 +100,25 @@ async def eventually(check, timeout: float = 30.0, interval: float = 0.2):
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+@pytest_asyncio.fixture
+async def service_context(service_settings):
+    """A migrated ServiceContext of its own database, for testing the runtime without HTTP."""
+    from runtime.db import make_engine, make_sessions, migrate
+    from runtime.service import ServiceContext
+
+    contexts = []
+
+    async def make(service: str = "assistance", **overrides) -> ServiceContext:
+        settings = service_settings(service, **overrides)
+        await ensure_database(settings.database_url)
+        engine = make_engine(settings)
+        await migrate(engine, service)
+        ctx = ServiceContext(service, settings, engine, make_sessions(engine), SystemClock())
+        contexts.append(ctx)
+        return ctx
+
+    yield make
+    for ctx in contexts:
+        await ctx.engine.dispose()

@@ -1,0 +1,108 @@
+"""The consumer loop on a real broker and database: effectively once under redelivery, and the
+dead-letter topic for a message that keeps failing."""
+import asyncio
+
+import pytest
+import sqlalchemy as sa
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts.topics import dead_letter_topic, events_topic
+from runtime.consumer import EventConsumer
+from runtime.kafka import ensure_topics
+from tests.conftest import eventually
+from tests.factories import envelope
+
+pytestmark = pytest.mark.integration
+
+
+async def seen_table(ctx):
+    async with ctx.engine.begin() as conn:
+        await conn.execute(sa.text("create table if not exists seen (n serial primary key, event_id uuid, note text)"))
+
+
+async def record_seen(uow, event):
+    if event.payload.get("poison"):
+        raise ValueError("this event cannot be applied")
+    await uow.session.execute(sa.text("insert into seen (event_id, note) values (:id, :note)"),
+                              {"id": event.event_id, "note": event.payload.get("note")})
+
+
+async def count_seen(ctx, sql="select count(*) from seen"):
+    async with ctx.sessions() as session:
+        return await session.scalar(sa.text(sql))
+
+
+async def produce(ctx, *messages: bytes):
+    topic = events_topic("screening", ctx.settings.topic_prefix)
+    await ensure_topics(ctx.settings, [topic])
+    producer = AIOKafkaProducer(bootstrap_servers=ctx.settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for value in messages:
+            await producer.send_and_wait(topic, value, key=b"H-test")  # one key: one partition, in order
+    finally:
+        await producer.stop()
+
+
+async def consume_until(ctx, group: str, done, handlers=None):
+    consumer = EventConsumer(ctx, ["screening"], handlers or {"TestHappened": record_seen}, group_id=group)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        return await eventually(done, timeout=60)
+    finally:
+        stop.set()
+        await task
+
+
+async def test_redelivered_events_change_nothing(service_context):
+    ctx = await service_context()
+    await seen_table(ctx)
+    one, two = envelope(payload={"note": "one"}), envelope(payload={"note": "two"})
+    # The broker holds `one` twice, as after a producer retry.
+    await produce(ctx, one.to_json(), one.to_json(), two.to_json())
+    await consume_until(ctx, "g1", lambda: _equals(count_seen(ctx), 2))
+
+    # A new group reads the whole topic again (as after lost offsets); a sentinel marks the end.
+    sentinel = envelope(payload={"note": "sentinel"})
+    await produce(ctx, sentinel.to_json())
+    await consume_until(ctx, "g2", lambda: _equals(count_seen(ctx, "select count(*) from seen where note = 'sentinel'"), 1))
+
+    assert await count_seen(ctx) == 3
+    assert await count_seen(ctx, "select count(distinct event_id) from seen") == 3
+    assert await count_seen(ctx, "select count(*) from inbox") == 3
+
+
+async def test_a_poisoned_message_goes_to_the_dead_letter_topic_and_the_loop_goes_on(service_context):
+    ctx = await service_context()
+    await seen_table(ctx)
+    poison = envelope(payload={"poison": True})
+    good = envelope(payload={"note": "after the poison"})
+    await produce(ctx, b"{not json", poison.to_json(), good.to_json())
+    await consume_until(ctx, "g1", lambda: _equals(count_seen(ctx), 1))
+
+    dlq = dead_letter_topic(events_topic("screening", ctx.settings.topic_prefix))
+    reader = AIOKafkaConsumer(dlq, bootstrap_servers=ctx.settings.kafka_bootstrap, auto_offset_reset="earliest")
+    await reader.start()
+    try:
+        dead = []
+
+        async def two_dead():
+            batch = await reader.getmany(timeout_ms=500)
+            dead.extend(r for records in batch.values() for r in records)
+            return len(dead) >= 2
+
+        await eventually(two_dead, timeout=30)
+    finally:
+        await reader.stop()
+    assert [r.value for r in dead] == [b"{not json", poison.to_json()]
+    errors = [dict(r.headers)["dlq_error"].decode() for r in dead]
+    assert "JSONDecodeError" in errors[0] and "cannot be applied" in errors[1]
+    async with ctx.sessions() as session:
+        outcome = await session.scalar(sa.text("select outcome from inbox where event_id = :id"), {"id": poison.event_id})
+    assert outcome == "dead_lettered"
+    assert await count_seen(ctx, "select note from seen") == "after the poison"
+
+
+async def _equals(awaitable, expected) -> bool:
+    return (await awaitable) == expected
