@@ -14,7 +14,7 @@ from runtime.settings import Settings
 
 app = typer.Typer(help="Fangpin (防贫): dynamic monitoring and assistance to prevent a return to poverty.",
                   no_args_is_help=True, add_completion=False)
-console = Console()
+console = Console(soft_wrap=True)
 DATA_DIR = Path(os.environ.get("FANGPIN_DATA_DIR", ".fangpin"))
 
 

