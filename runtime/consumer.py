@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry.trace import SpanKind
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from contracts.envelope import Actor, EventEnvelope
 from contracts.topics import dead_letter_topic, events_topic
@@ -51,7 +52,16 @@ class EventConsumer:
                     records = [r for tp in sorted(batch, key=lambda t: (t.topic, t.partition)) for r in batch[tp]]
                     if not records:
                         continue
-                    await self.apply(records)
+                    try:
+                        await self.apply(records)
+                    except DatabaseUnavailable as exc:
+                        # Not the messages' fault: read them again from the first one, later.
+                        log.warning("consumer %s: database unavailable (%s); retrying in %.1fs", self.ctx.name, exc, backoff)
+                        for tp, tp_records in batch.items():
+                            self.consumer.seek(tp, tp_records[0].offset)
+                        await sleep_unless_stopped(stop, backoff)
+                        backoff = min(backoff * 2, 5.0)
+                        continue
                     await self._commit(batch)
                     backoff = 0.5
                 except (KafkaError, OSError) as exc:
@@ -100,7 +110,8 @@ class EventConsumer:
         try:
             async with self.ctx.sessions() as session, session.begin():
                 await self._apply_in(session, records)
-        except Exception:
+        except Exception as exc:
+            _raise_if_database_down(exc)
             log.warning("consumer %s: batch of %d failed; applying one by one", self.ctx.name, len(records), exc_info=True)
             for record in records:
                 await self._apply_alone(record)
@@ -113,6 +124,7 @@ class EventConsumer:
                     await self._apply_in(session, [record])
                 return
             except Exception as exc:
+                _raise_if_database_down(exc)
                 error = exc
                 log.warning("consumer %s: %s@%s offset %s failed (attempt %d): %s",
                             self.ctx.name, record.topic, record.partition, record.offset, attempt, exc)
@@ -178,6 +190,18 @@ class EventConsumer:
         EVENTS_CONSUMED.labels(self.ctx.name, "dead_lettered").inc()
         log.error("consumer %s: %s@%s offset %s sent to %s: %s", self.ctx.name, record.topic, record.partition,
                   record.offset, dead_letter_topic(record.topic), reason)
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be reached: a batch waits for it instead of going to the DLQ."""
+
+
+def _raise_if_database_down(exc: Exception) -> None:
+    """Connection loss, deadlocks and the like are the database's, not the message's, fault."""
+    if isinstance(exc, (OSError, OperationalError, InterfaceError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        raise DatabaseUnavailable(str(exc)) from exc
 
 
 def _event_id_of(record: ConsumerRecord) -> UUID | None:
