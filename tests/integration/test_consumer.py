@@ -106,3 +106,31 @@ async def test_a_poisoned_message_goes_to_the_dead_letter_topic_and_the_loop_goe
 
 async def _equals(awaitable, expected) -> bool:
     return (await awaitable) == expected
+
+
+async def test_an_unreachable_database_holds_the_batch_instead_of_dead_lettering_it(service_context):
+    from runtime.db import make_sessions
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    ctx = await service_context(consumer_attempts_before_dlq=1)
+    await seen_table(ctx)
+    working_sessions = ctx.sessions
+    dead_engine = create_async_engine("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    ctx.sessions = make_sessions(dead_engine)  # the database is away
+    waiting = envelope(payload={"note": "waited for the database"})
+    await produce(ctx, waiting.to_json())
+
+    consumer = EventConsumer(ctx, ["screening"], {"TestHappened": record_seen}, group_id="g1")
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await asyncio.sleep(8)  # joined the group, fetched, and failed against the dead database
+        ctx.sessions = working_sessions  # the database is back
+        await eventually(lambda: _equals(count_seen(ctx, "select count(*) from seen"), 1), timeout=30)
+    finally:
+        stop.set()
+        await task
+        await dead_engine.dispose()
+    async with ctx.sessions() as session:
+        outcome = await session.scalar(sa.text("select outcome from inbox where event_id = :id"), {"id": waiting.event_id})
+    assert outcome == "applied", "a database outage is no reason to dead-letter a message"
