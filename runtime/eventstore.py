@@ -91,10 +91,16 @@ class EventStore:
     async def append(
         self, stream_id: str, expected_position: int, new_events: Iterable[NewEvent], meta: EventMetadata
     ) -> list[EventEnvelope]:
-        """Append after `expected_position` (0 for a new stream) or raise ConcurrencyConflict."""
-        position, prev_hash = await self._head(stream_id)
-        if position != expected_position:
-            raise ConcurrencyConflict(stream_id, expected_position, position)
+        """Append after `expected_position` (0 for a new stream) or raise ConcurrencyConflict.
+
+        A conflict aborts the transaction: the caller retries the whole unit of work."""
+        if expected_position == 0:
+            # A new stream: the unique (stream_id, stream_position) key catches a concurrent creator.
+            position, prev_hash = 0, GENESIS_HASH
+        else:
+            position, prev_hash = await self._head(stream_id)
+            if position != expected_position:
+                raise ConcurrencyConflict(stream_id, expected_position, position)
         now = self.clock.now()
         written: list[EventEnvelope] = []
         for new in new_events:
@@ -127,9 +133,10 @@ class EventStore:
             {**e.model_dump(exclude={"actor"}), "actor": e.actor.model_dump(mode="json")} for e in written
         ]
         try:
-            async with self.session.begin_nested():
-                await self.session.execute(sa.insert(events), rows)
+            await self.session.execute(sa.insert(events), rows)
         except IntegrityError as exc:
+            if "events_stream_position_key" not in str(exc.orig):
+                raise
             raise ConcurrencyConflict(stream_id, expected_position) from exc
         return written
 

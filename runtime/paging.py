@@ -22,7 +22,7 @@ class PageRequest(BaseModel):
     limit: int
 
 
-def page_request(
+async def page_request(
     cursor: str | None = Query(None, description="opaque cursor from the previous page's next_cursor"),
     limit: int = Query(50, ge=1, le=500),
 ) -> PageRequest:

@@ -80,5 +80,5 @@ class ServiceDefinition:
     description: str = ""
 
 
-def get_context(request: Request) -> ServiceContext:
+async def get_context(request: Request) -> ServiceContext:
     return request.app.state.context

@@ -241,8 +241,7 @@ async def post_warning(
         if body.household_id:
             household = await store.household_row(uow.session, body.household_id)
         elif id_hash:
-            owner = (await store.households_of_members(uow.session, [id_hash])).get(id_hash)
-            household = await store.household_row(uow.session, owner) if owner else None
+            household = await store.household_of_person(uow.session, id_hash)
         warning_id, clue_id = str(uuid7()), (str(uuid7()) if household else None)
         claimed = await store.claim_warning(uow.session, {
             "department": body.department, "source_record_id": body.source_record_id, "warning_id": warning_id,

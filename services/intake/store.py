@@ -119,6 +119,16 @@ async def households_of_members(session: AsyncSession, id_hashes: list[str]) -> 
     return {r.id_hash: r.household_id for r in rows}
 
 
+async def household_of_person(session: AsyncSession, id_hash: str):
+    """The household a registered person belongs to, or None (one query)."""
+    return (
+        await session.execute(
+            sa.select(households).join(members, members.c.household_id == households.c.household_id)
+            .where(members.c.id_hash == id_hash)
+        )
+    ).first()
+
+
 async def claim_warning(session: AsyncSession, row: dict) -> bool:
     """Record a warning; False if the department sent this source record before."""
     inserted = await session.scalar(
