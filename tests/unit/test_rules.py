@@ -1,0 +1,162 @@
+"""Pure rules, no I/O: ID numbers, household registration, warnings, clue routing, the hash chain,
+payload upcasting."""
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from contracts.base import EventPayload, decode_payload, upcaster
+from contracts.envelope import verify_chain
+from contracts.intake import HouseholdRegistered, HouseholdUpdated, RiskClueRaised
+from contracts.screening import ClueAttachedToCase, VerificationCaseOpened
+from contracts.vocabulary import ClueChannel, LaborCapacity, RiskType, StaffRole
+from services.intake import domain as intake
+from services.notifier.domain import StaffMember, tasks_for_case_opened
+from services.screening.domain import OpenCase, take_clue
+from tests.factories import envelope
+
+# --- ID numbers (GB 11643) ---------------------------------------------------------------
+
+
+def test_a_published_example_id_number_has_x_as_its_check_character():
+    assert intake.id_check_digit("11010519491231002") == "X"
+    assert intake.parse_id_number("11010519491231002x") == date(1949, 12, 31)
+
+
+@given(st.dates(date(1900, 1, 1), date(2025, 12, 31)), st.integers(0, 999), st.sampled_from(["410721", "340421"]))
+def test_every_number_with_its_computed_check_digit_parses_and_any_other_digit_fails(born, sequence, region):
+    first17 = f"{region}{born:%Y%m%d}{sequence:03d}"
+    check = intake.id_check_digit(first17)
+    assert intake.parse_id_number(first17 + check) == born
+    wrong = next(c for c in "0123456789X" if c != check)
+    with pytest.raises(intake.InvalidIdNumber, match="check digit"):
+        intake.parse_id_number(first17 + wrong)
+
+
+@pytest.mark.parametrize("bad", ["41072119800101123", "4107211980010112345", "41072119800A01123X"])
+def test_wrong_length_or_letters_are_refused(bad):
+    with pytest.raises(intake.InvalidIdNumber, match="17 digits"):
+        intake.parse_id_number(bad)
+
+
+def test_a_birth_date_that_is_no_date_is_refused_even_with_a_right_check_digit():
+    first17 = "41072119800230001"
+    with pytest.raises(intake.InvalidIdNumber, match="not a date"):
+        intake.parse_id_number(first17 + intake.id_check_digit(first17))
+
+
+def test_id_numbers_are_masked_to_region_and_last_four():
+    assert intake.mask_id_number("11010519491231002X") == "110105********002X"
+
+
+# --- households --------------------------------------------------------------------------
+
+
+def facts(**overrides) -> intake.HouseholdFacts:
+    member = intake.Member("m-1", "head", date(1980, 6, 15), LaborCapacity.FULL, False, False)
+    values = dict(household_id="H1", region_code="410721001001", group="3", poverty_status="ordinary",
+                  grid_worker_id="gw-1", members=(member,))
+    values.update(overrides)
+    return intake.HouseholdFacts(**values)
+
+
+def test_a_new_household_is_registered_with_ages_not_birth_dates():
+    [event] = intake.register_or_update(None, facts(), today=date(2026, 6, 14))
+    assert isinstance(event, HouseholdRegistered)
+    assert event.members[0].age == 45  # the day before the 46th birthday
+
+
+def test_registering_the_same_facts_again_changes_nothing_and_new_facts_update():
+    today = date(2026, 11, 24)
+    [registered] = intake.register_or_update(None, facts(), today)
+    assert intake.register_or_update(registered, facts(), today) == []
+    [updated] = intake.register_or_update(registered, facts(grid_worker_id="gw-2"), today)
+    assert isinstance(updated, HouseholdUpdated) and updated.grid_worker_id == "gw-2"
+
+
+def test_warnings_map_to_risk_types_through_the_catalogue():
+    assert intake.risk_types_of_warning("civil_affairs", "new_dibao", None) == [RiskType.INCOME_DROP]
+    assert intake.risk_types_of_warning("medical_insurance", "high_medical_expense", Decimal("9999.99")) == []
+    assert intake.risk_types_of_warning("medical_insurance", "high_medical_expense", Decimal("10000")) == [
+        RiskType.ILLNESS, RiskType.EXPENSE_SURGE]
+    with pytest.raises(intake.UnknownIndicator, match="no indicator"):
+        intake.risk_types_of_warning("civil_affairs", "lottery_win", None)
+    with pytest.raises(intake.UnknownIndicator, match="unknown department"):
+        intake.risk_types_of_warning("tax", "new_dibao", None)
+
+
+# --- screening and notifier ------------------------------------------------------------------
+
+
+def clue(clue_id: str, *risks: RiskType) -> RiskClueRaised:
+    return RiskClueRaised(clue_id=clue_id, household_id="H1", channel=ClueChannel.DEPARTMENT_WARNING,
+                          source={"department": "civil_affairs", "source_record_id": clue_id}, risk_types=list(risks))
+
+
+def test_the_first_clue_opens_a_case_due_after_the_configured_days():
+    [opened] = take_clue(None, clue("c1", RiskType.ILLNESS), "410721001001", "case-1", date(2026, 11, 24), 7)
+    assert isinstance(opened, VerificationCaseOpened)
+    assert (opened.case_id, opened.step, opened.due_date) == ("case-1", "verification_visit", date(2026, 12, 1))
+
+
+def test_later_clues_attach_to_the_open_case_once():
+    case = OpenCase("case-1", "H1", ("c1",))
+    [attached] = take_clue(case, clue("c2", RiskType.DISASTER), "410721001001", "unused", date(2026, 11, 24), 7)
+    assert isinstance(attached, ClueAttachedToCase) and attached.case_id == "case-1"
+    assert take_clue(case, clue("c1"), "410721001001", "unused", date(2026, 11, 24), 7) == []
+
+
+def test_a_verification_task_goes_to_the_cadres_of_that_village_only():
+    [opened] = take_clue(None, clue("c1", RiskType.ILLNESS), "410721001001", "case-1", date(2026, 11, 24), 7)
+    staff = [StaffMember("cadre-here", StaffRole.VILLAGE_CADRE, "410721001001"),
+             StaffMember("cadre-next-door", StaffRole.VILLAGE_CADRE, "410721001002"),
+             StaffMember("township", StaffRole.TOWNSHIP_OFFICER, "410721001")]
+    ids = iter(["n1", "n2"])
+    [task] = tasks_for_case_opened(opened, staff, lambda: next(ids))
+    assert (task.staff_id, task.notification_id, task.reference) == ("cadre-here", "n1", "case:case-1")
+
+
+# --- the hash chain and upcasting --------------------------------------------------------------
+
+
+def chain(length: int):
+    events, prev = [], None
+    for position in range(1, length + 1):
+        events.append(envelope(payload={"n": position}, stream_id="s", position=position, prev_hash=prev))
+        prev = events[-1].hash
+    return events
+
+
+def test_an_untouched_chain_verifies_and_survives_a_json_round_trip():
+    events = chain(3)
+    assert verify_chain(events) == []
+    assert verify_chain([type(e).from_json(e.to_json()) for e in events]) == []
+
+
+def test_an_altered_a_missing_and_a_reordered_event_are_each_found():
+    events = chain(3)
+    altered = [events[0], events[1].model_copy(update={"payload": {"n": 99}}), events[2]]
+    assert any("altered" in p for p in verify_chain(altered))
+    assert any("missing" in p for p in verify_chain([events[0], events[2]]))
+    assert any("prev_hash" in p for p in verify_chain([events[1], events[0], events[2]]))
+
+
+class UnitTestRenamed(EventPayload):
+    producer = "tests"
+    schema_version = 2
+    full_name: str
+
+
+@upcaster("UnitTestRenamed", from_version=1)
+def _rename(old: dict) -> dict:
+    return {"full_name": old["name"]}
+
+
+def test_an_old_payload_is_upcast_before_it_is_read():
+    old = envelope(event_type="UnitTestRenamed", payload={"name": "王五"})
+    assert old.schema_version == 1
+    assert decode_payload(old) == UnitTestRenamed(full_name="王五")
+    with pytest.raises(LookupError):
+        decode_payload(envelope(event_type="NoSuchEvent"))
