@@ -105,40 +105,51 @@ class EventStore:
         written: list[EventEnvelope] = []
         for new in new_events:
             position += 1
-            draft = EventEnvelope(
-                event_id=uuid7(),
-                event_type=new.payload.event_type,
-                schema_version=new.payload.schema_version,
-                stream_id=stream_id,
-                stream_position=position,
-                household_id=new.household_id,
-                region_code=new.region_code,
-                occurred_at=new.occurred_at or now,
-                recorded_at=now,
-                producer=self.producer,
-                actor=meta.actor,
-                correlation_id=meta.correlation_id,
-                causation_id=meta.causation_id,
-                traceparent=meta.traceparent,
-                prev_hash=prev_hash,
-                hash="",
-                payload=new.payload.model_dump(mode="json"),
-            )
-            envelope = draft.model_copy(update={"hash": compute_hash(draft.model_dump(mode="json"))})
-            written.append(envelope)
-            prev_hash = envelope.hash
+            written.append(self._seal(stream_id, position, prev_hash, new, meta, now))
+            prev_hash = written[-1].hash
+        await self._insert(written, stream_id, expected_position)
+        return written
+
+    async def start_streams(self, firsts: list[tuple[str, NewEvent]], meta: EventMetadata) -> list[EventEnvelope]:
+        """Start many new streams with one event each, in one statement (bulk intake).
+        A stream that exists already makes it a ConcurrencyConflict."""
+        now = self.clock.now()
+        written = [self._seal(stream_id, 1, GENESIS_HASH, new, meta, now) for stream_id, new in firsts]
+        await self._insert(written, "(bulk)", 0)
+        return written
+
+    def _seal(self, stream_id: str, position: int, prev_hash: str, new: NewEvent, meta: EventMetadata, now: datetime) -> EventEnvelope:
+        draft = EventEnvelope(
+            event_id=uuid7(),
+            event_type=new.payload.event_type,
+            schema_version=new.payload.schema_version,
+            stream_id=stream_id,
+            stream_position=position,
+            household_id=new.household_id,
+            region_code=new.region_code,
+            occurred_at=new.occurred_at or now,
+            recorded_at=now,
+            producer=self.producer,
+            actor=meta.actor,
+            correlation_id=meta.correlation_id,
+            causation_id=meta.causation_id,
+            traceparent=meta.traceparent,
+            prev_hash=prev_hash,
+            hash="",
+            payload=new.payload.model_dump(mode="json"),
+        )
+        return draft.model_copy(update={"hash": compute_hash(draft.model_dump(mode="json"))})
+
+    async def _insert(self, written: list[EventEnvelope], stream_id: str, expected_position: int) -> None:
         if not written:
-            return written
-        rows = [
-            {**e.model_dump(exclude={"actor"}), "actor": e.actor.model_dump(mode="json")} for e in written
-        ]
+            return
+        rows = [{**e.model_dump(exclude={"actor"}), "actor": e.actor.model_dump(mode="json")} for e in written]
         try:
             await self.session.execute(sa.insert(events), rows)
         except IntegrityError as exc:
             if "events_stream_position_key" not in str(exc.orig):
                 raise
             raise ConcurrencyConflict(stream_id, expected_position) from exc
-        return written
 
     async def read_all(self, after_position: int = 0, limit: int = 1000) -> list[tuple[int, EventEnvelope]]:
         """Events in global order after `after_position`, stopping below the oldest transaction

@@ -43,6 +43,12 @@ class UnitOfWork:
         self.appended.extend(written)
         return written
 
+    async def start_streams(self, firsts) -> list[EventEnvelope]:
+        """Many new streams of one event each, in one statement."""
+        written = await self.events.start_streams(firsts, self.meta)
+        self.appended.extend(written)
+        return written
+
 
 @asynccontextmanager
 async def unit_of_work(ctx: ServiceContext, meta: EventMetadata) -> AsyncIterator[UnitOfWork]:

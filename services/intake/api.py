@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from uuid6 import uuid7
 
 from contracts.base import decode_payload
@@ -119,8 +119,8 @@ async def register_household(
         current = _latest_household(stream.events)
         if current is not None:
             require_region(principal, current.region_code)
-        owners = await store.households_of_members(uow.session, [vault.id_hash(m.id_number) for m in body.members])
-        taken = {h for h in owners.values() if h != body.household_id}
+        owners = await store.households_of_people(uow.session, [vault.id_hash(m.id_number) for m in body.members])
+        taken = {h for h, _ in owners.values() if h != body.household_id}
         if taken:
             raise Problem(409, "Person already registered", f"a member is already registered in household {sorted(taken)[0]}",
                           errors=[{"field": "members", "message": f"already in household {sorted(taken)[0]}"}])
@@ -218,63 +218,188 @@ class WarningOut(BaseModel):
     household_id: str | None = None
 
 
+class RowOutcome(BaseModel):
+    line: int
+    outcome: Literal["accepted", "duplicate", "unmatched", "invalid"]
+    warning_id: str | None = None
+    clue_id: str | None = None
+    household_id: str | None = None
+    field: str | None = None
+    reason: str | None = None
+
+
+WARNING_SENDERS = require("department_system", "department_liaison", kinds=("system", "staff"))
+
+
+async def ingest_warnings(uow: UnitOfWork, principal: Principal, rows: list[tuple[int, WarningIn | RowOutcome]]) -> list[RowOutcome]:
+    """Set-based ingestion of department warnings (部门筛查预警): a handful of queries per call,
+    whatever the number of rows. A single POST is a batch of one."""
+    vault = store.IdentityVault(uow.ctx.settings)
+    now = uow.ctx.clock.now()
+    outcomes: dict[int, RowOutcome] = {}
+    candidates: list[tuple[int, WarningIn, list]] = []
+    seen: set[tuple[str, str]] = set()
+    for line, row in rows:
+        if isinstance(row, RowOutcome):
+            outcomes[line] = row
+            continue
+        key = (row.department, row.source_record_id)
+        if principal.department and principal.department != row.department:
+            outcomes[line] = RowOutcome(line=line, outcome="invalid", field="department",
+                                        reason=f"this token posts for {principal.department}, not {row.department}")
+            continue
+        try:
+            risk_types = domain.risk_types_of_warning(row.department, row.indicator, row.amount)
+        except domain.UnknownIndicator as exc:
+            outcomes[line] = RowOutcome(line=line, outcome="invalid", field="indicator", reason=str(exc))
+            continue
+        if not risk_types:
+            outcomes[line] = RowOutcome(line=line, outcome="invalid", field="amount",
+                                        reason=f"below the threshold of {row.department}/{row.indicator}")
+            continue
+        if key in seen:
+            outcomes[line] = RowOutcome(line=line, outcome="duplicate", reason="repeated earlier in this request")
+            continue
+        seen.add(key)
+        candidates.append((line, row, risk_types))
+
+    hashes = {line: vault.id_hash(row.id_number) for line, row, _ in candidates if row.id_number and not row.household_id}
+    by_person = await store.households_of_people(uow.session, list(set(hashes.values())))
+    by_id = await store.regions_of_households(uow.session, [row.household_id for _, row, _ in candidates if row.household_id])
+
+    def household_of(line: int, row: WarningIn) -> tuple[str, str] | None:
+        if row.household_id:
+            region = by_id.get(row.household_id)
+            return (row.household_id, region) if region else None
+        return by_person.get(hashes[line])
+
+    planned = []
+    for line, row, risk_types in candidates:
+        household = household_of(line, row)
+        planned.append((line, row, risk_types, household, str(uuid7()), str(uuid7()) if household else None))
+    claimed = await store.claim_warnings(uow.session, [
+        {"department": row.department, "source_record_id": row.source_record_id, "warning_id": warning_id,
+         "status": "accepted" if household else "unmatched", "household_id": household[0] if household else None,
+         "id_hash": hashes.get(line), "clue_id": clue_id, "indicator": row.indicator, "amount": row.amount,
+         "observed_at": row.observed_at, "detail": row.detail, "received_at": now}
+        for line, row, risk_types, household, warning_id, clue_id in planned
+    ])
+    duplicates = [(line, row) for line, row, *_ in planned if (row.department, row.source_record_id) not in claimed]
+    earlier = await store.earlier_warnings(uow.session, [(r.department, r.source_record_id) for _, r in duplicates])
+    for line, row in duplicates:
+        before = earlier[(row.department, row.source_record_id)]
+        outcomes[line] = RowOutcome(line=line, outcome="duplicate", warning_id=before.warning_id,
+                                    clue_id=before.clue_id, household_id=before.household_id)
+
+    new_streams, clue_rows = [], []
+    for line, row, risk_types, household, warning_id, clue_id in planned:
+        if (row.department, row.source_record_id) not in claimed:
+            continue
+        if household is None:
+            new_streams.append((f"warning-{warning_id}", NewEvent(WarningUnmatched(
+                warning_id=warning_id, department=row.department, source_record_id=row.source_record_id,
+                indicator=row.indicator, observed_at=row.observed_at), occurred_at=row.observed_at)))
+            outcomes[line] = RowOutcome(line=line, outcome="unmatched", warning_id=warning_id)
+            continue
+        household_id, region_code = household
+        source = ClueSource(department=row.department, source_record_id=row.source_record_id)
+        new_streams.append((f"clue-{clue_id}", NewEvent(RiskClueRaised(
+            clue_id=clue_id, household_id=household_id, channel=ClueChannel.DEPARTMENT_WARNING, source=source,
+            indicator=row.indicator, amount=row.amount, observed_at=row.observed_at, risk_types=risk_types,
+            detail=row.detail), household_id=household_id, region_code=region_code, occurred_at=row.observed_at)))
+        clue_rows.append({"clue_id": clue_id, "household_id": household_id, "region_code": region_code,
+                          "channel": ClueChannel.DEPARTMENT_WARNING.value, "source": source.model_dump(exclude_none=True),
+                          "indicator": row.indicator, "risk_types": [r.value for r in risk_types], "status": "open",
+                          "raised_at": now})
+        outcomes[line] = RowOutcome(line=line, outcome="accepted", warning_id=warning_id, clue_id=clue_id,
+                                    household_id=household_id)
+    await uow.start_streams(new_streams)
+    await store.insert_clues(uow.session, clue_rows)
+    return [outcomes[line] for line, _ in rows]
+
+
 @router.post("/warnings", status_code=201, response_model=WarningOut)
 async def post_warning(
     body: WarningIn,
     request: Request,
-    principal: Principal = Depends(require("department_system", "department_liaison", kinds=("system", "staff"))),
+    principal: Principal = Depends(WARNING_SENDERS),
     ctx: ServiceContext = Depends(get_context),
 ):
-    if principal.department and principal.department != body.department:
-        raise Problem(403, "Forbidden", f"this token posts for {principal.department}, not {body.department}")
-    try:
-        risk_types = domain.risk_types_of_warning(body.department, body.indicator, body.amount)
-    except domain.UnknownIndicator as exc:
-        raise field_error("indicator", str(exc)) from None
-    if not risk_types:
-        raise field_error("amount", f"below the threshold of {body.department}/{body.indicator}")
-    vault = store.IdentityVault(ctx.settings)
-    id_hash = vault.id_hash(body.id_number) if body.id_number else None
-
-    async def work(uow: UnitOfWork) -> WarningOut:
-        household = None
-        if body.household_id:
-            household = await store.household_row(uow.session, body.household_id)
-        elif id_hash:
-            household = await store.household_of_person(uow.session, id_hash)
-        warning_id, clue_id = str(uuid7()), (str(uuid7()) if household else None)
-        claimed = await store.claim_warning(uow.session, {
-            "department": body.department, "source_record_id": body.source_record_id, "warning_id": warning_id,
-            "status": "accepted" if household else "unmatched", "household_id": household.household_id if household else None,
-            "id_hash": id_hash, "clue_id": clue_id, "indicator": body.indicator, "amount": body.amount,
-            "observed_at": body.observed_at, "detail": body.detail, "received_at": ctx.clock.now(),
-        })
-        if not claimed:
-            earlier = await store.warning_row(uow.session, body.department, body.source_record_id)
-            return WarningOut(outcome="duplicate", warning_id=earlier.warning_id, clue_id=earlier.clue_id,
-                              household_id=earlier.household_id)
-        if household is None:
-            await uow.append(f"warning-{warning_id}", 0, [NewEvent(WarningUnmatched(
-                warning_id=warning_id, department=body.department, source_record_id=body.source_record_id,
-                indicator=body.indicator, observed_at=body.observed_at,
-            ), occurred_at=body.observed_at)])
-            return WarningOut(outcome="unmatched", warning_id=warning_id)
-        source = ClueSource(department=body.department, source_record_id=body.source_record_id)
-        await uow.append(f"clue-{clue_id}", 0, [NewEvent(RiskClueRaised(
-            clue_id=clue_id, household_id=household.household_id, channel=ClueChannel.DEPARTMENT_WARNING,
-            source=source, indicator=body.indicator, amount=body.amount, observed_at=body.observed_at,
-            risk_types=risk_types, detail=body.detail,
-        ), household_id=household.household_id, region_code=household.region_code, occurred_at=body.observed_at)])
-        await uow.session.execute(store.clues.insert().values(
-            clue_id=clue_id, household_id=household.household_id, region_code=household.region_code,
-            channel=ClueChannel.DEPARTMENT_WARNING.value, source=source.model_dump(exclude_none=True),
-            indicator=body.indicator, risk_types=[r.value for r in risk_types], status="open", raised_at=ctx.clock.now(),
-        ))
-        return WarningOut(outcome="accepted", warning_id=warning_id, clue_id=clue_id, household_id=household.household_id)
-
-    result: WarningOut = await run_command(ctx, command_metadata(principal, request), work)
+    [result] = await run_command(ctx, command_metadata(principal, request),
+                                 lambda uow: ingest_warnings(uow, principal, [(1, body)]))
+    if result.outcome == "invalid":
+        if result.field == "department":
+            raise Problem(403, "Forbidden", result.reason)
+        raise field_error(result.field, result.reason)
     status = {"accepted": 201, "duplicate": 200, "unmatched": 202}[result.outcome]
-    return JSONResponse(result.model_dump(), status_code=status)
+    return JSONResponse(WarningOut(**result.model_dump(include=set(WarningOut.model_fields))).model_dump(), status_code=status)
+
+
+class BatchOutcome(BaseModel):
+    rows: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    unmatched: int = 0
+    invalid: int = 0
+    rejected: list[RowOutcome] = Field(default_factory=list, description="the invalid rows, with line, field and reason")
+
+
+BATCH_CHUNK_ROWS = 1000
+
+
+@router.post("/warnings:batch", response_model=BatchOutcome)
+async def post_warning_batch(
+    request: Request,
+    principal: Principal = Depends(WARNING_SENDERS),
+    ctx: ServiceContext = Depends(get_context),
+):
+    """NDJSON, one warning a line, up to a million lines; read as a stream and committed every
+    thousand rows, so a cut-off upload keeps what was accepted and its retry adds nothing twice."""
+    meta = command_metadata(principal, request)
+    summary = BatchOutcome()
+    chunk: list[tuple[int, WarningIn | RowOutcome]] = []
+
+    async def flush() -> None:
+        results = await run_command(ctx, meta, lambda uow: ingest_warnings(uow, principal, chunk))
+        for result in results:
+            setattr(summary, result.outcome, getattr(summary, result.outcome) + 1)
+            if result.outcome == "invalid":
+                summary.rejected.append(result)
+        summary.rows += len(results)
+        chunk.clear()
+
+    async for line_number, raw in ndjson_lines(request):
+        try:
+            chunk.append((line_number, WarningIn.model_validate_json(raw)))
+        except ValidationError as exc:
+            chunk.append((line_number, invalid_row(line_number, exc)))
+        if len(chunk) >= BATCH_CHUNK_ROWS:
+            await flush()
+    if chunk:
+        await flush()
+    return summary
+
+
+async def ndjson_lines(request: Request):
+    """(line number, bytes) of each non-blank line of a streamed NDJSON body, in constant memory."""
+    pending = b""
+    number = 0
+    async for piece in request.stream():
+        pending += piece
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            number += 1
+            if line.strip():
+                yield number, line
+    if pending.strip():
+        yield number + 1, pending
+
+
+def invalid_row(line: int, exc: ValidationError) -> RowOutcome:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or None
+    reason = "malformed JSON" if first.get("type") == "json_invalid" else first.get("msg", "invalid")
+    return RowOutcome(line=line, outcome="invalid", field=field, reason=reason)
 
 
 class ClueView(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -111,38 +112,51 @@ async def save_household(session: AsyncSession, household: dict, member_records:
         await session.execute(sa.insert(members), member_records)
 
 
-async def households_of_members(session: AsyncSession, id_hashes: list[str]) -> dict[str, str]:
-    """id_hash -> household_id for the registered people among `id_hashes` (one query)."""
+async def households_of_people(session: AsyncSession, id_hashes: list[str]) -> dict[str, tuple[str, str]]:
+    """id_hash -> (household_id, region_code) for the registered people among `id_hashes` (one query)."""
+    if not id_hashes:
+        return {}
     rows = await session.execute(
-        sa.select(members.c.id_hash, members.c.household_id).where(members.c.id_hash.in_(id_hashes))
+        sa.select(members.c.id_hash, households.c.household_id, households.c.region_code)
+        .join(households, members.c.household_id == households.c.household_id)
+        .where(members.c.id_hash.in_(id_hashes))
     )
-    return {r.id_hash: r.household_id for r in rows}
+    return {r.id_hash: (r.household_id, r.region_code) for r in rows}
 
 
-async def household_of_person(session: AsyncSession, id_hash: str):
-    """The household a registered person belongs to, or None (one query)."""
-    return (
-        await session.execute(
-            sa.select(households).join(members, members.c.household_id == households.c.household_id)
-            .where(members.c.id_hash == id_hash)
-        )
-    ).first()
-
-
-async def claim_warning(session: AsyncSession, row: dict) -> bool:
-    """Record a warning; False if the department sent this source record before."""
-    inserted = await session.scalar(
-        pg_insert(warnings).values(**row).on_conflict_do_nothing().returning(warnings.c.warning_id)
+async def regions_of_households(session: AsyncSession, household_ids: list[str]) -> dict[str, str]:
+    if not household_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(households.c.household_id, households.c.region_code).where(households.c.household_id.in_(household_ids))
     )
-    return inserted is not None
+    return {r.household_id: r.region_code for r in rows}
 
 
-async def warning_row(session: AsyncSession, department: str, source_record_id: str):
-    return (
-        await session.execute(
-            sa.select(warnings).where(warnings.c.department == department, warnings.c.source_record_id == source_record_id)
-        )
-    ).first()
+async def claim_warnings(session: AsyncSession, rows: list[dict]) -> set[tuple[str, str]]:
+    """Record warnings; returns the (department, source_record_id) keys that were new.
+    A key sent before, in this batch or any earlier one, is not returned: a duplicate."""
+    if not rows:
+        return set()
+    result = await session.execute(
+        pg_insert(warnings).on_conflict_do_nothing().returning(warnings.c.department, warnings.c.source_record_id),
+        rows,
+    )
+    return {(r.department, r.source_record_id) for r in result}
+
+
+async def earlier_warnings(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    if not keys:
+        return {}
+    rows = await session.execute(
+        sa.select(warnings).where(sa.tuple_(warnings.c.department, warnings.c.source_record_id).in_(keys))
+    )
+    return {(r.department, r.source_record_id): r for r in rows}
+
+
+async def insert_clues(session: AsyncSession, rows: list[dict]) -> None:
+    if rows:
+        await session.execute(sa.insert(clues), rows)
 
 
 async def clue_page(session: AsyncSession, region: str, status: str | None, channel: str | None, after: str | None, limit: int):
