@@ -42,7 +42,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        setup_tracing(definition.name)
+        setup_tracing(definition.name, otlp_endpoint=settings.otlp_endpoint)
         engine = make_engine(settings)
         await migrate(engine, definition.name)
         ctx = ServiceContext(definition.name, settings, engine, make_sessions(engine), clock)

@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8101
     log_level: str = "info"
+    # OTLP/HTTP traces endpoint of a collector, e.g. http://collector:4318/v1/traces; unset: spans stay in-process.
     otlp_endpoint: str | None = None
-    demo_region: str = "410721"
 
     @property
     def uses_development_secret(self) -> bool:

@@ -25,12 +25,17 @@ EVENTS_CONSUMED = Counter("fangpin_events_consumed_total", "Consumed events by o
 RELAY_REPUBLISHES = Counter("fangpin_relay_republish_total", "Times the store was published again", ["service"])
 
 
-def setup_tracing(service: str, extra_processor: SpanProcessor | None = None) -> TracerProvider:
-    """Install the process's tracer provider once; later calls only add a processor."""
+def setup_tracing(service: str, extra_processor: SpanProcessor | None = None, otlp_endpoint: str | None = None) -> TracerProvider:
+    """Install the process's tracer provider once; later calls only add processors."""
     provider = trace.get_tracer_provider()
     if not isinstance(provider, TracerProvider):
         provider = TracerProvider(resource=Resource.create({"service.name": f"fangpin-{service}"}))
         trace.set_tracer_provider(provider)
+        if otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint)))
     if extra_processor is not None:
         provider.add_span_processor(extra_processor)
     return provider

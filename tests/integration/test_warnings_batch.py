@@ -1,0 +1,79 @@
+"""POST /v1/warnings:batch: NDJSON rows streamed, matched set-based, each row with its outcome."""
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from tests.factories import household, id_number, warning
+
+pytestmark = pytest.mark.integration
+
+
+def ndjson(*rows) -> bytes:
+    return b"".join((row if isinstance(row, bytes) else orjson.dumps(row)) + b"\n" for row in rows)
+
+
+async def count(system, sql: str) -> int:
+    async with system.context("intake").sessions() as session:
+        return await session.scalar(sa.text(sql))
+
+
+async def test_each_row_gets_its_outcome_and_bad_rows_do_not_stop_good_ones(run_services):
+    async with run_services("intake") as system:
+        intake = system.clients["intake"]
+        county = system.token("county_officer", "410721")
+        mca = system.token("department_system", kind="system", department="civil_affairs", sub="mca")
+        for n in (1, 2, 3):
+            assert (await intake.post("/v1/households", headers=county, json=household(f"B{n}", n))).status_code == 201
+        assert (await intake.post("/v1/warnings", headers=mca, json=warning("W-0", id_number(1)))).status_code == 201
+
+        bad_digit = warning("W-bad", id_number(2)[:17] + ("1" if id_number(2)[17] != "1" else "2"))
+        body = ndjson(
+            warning("W-1", id_number(1)),                       # 1 accepted
+            warning("W-2", id_number(2)),                       # 2 accepted
+            warning("W-0", id_number(1)),                       # 3 duplicate of the earlier single post
+            warning("W-2", id_number(2)),                       # 4 duplicate within this request
+            warning("W-9", id_number(999)),                     # 5 unmatched: nobody registered
+            bad_digit,                                          # 6 invalid id_number
+            b'{"department": "civil_affairs", ',               # 7 malformed JSON
+            warning("W-7", id_number(3), indicator="unknown"),  # 8 invalid indicator
+            {**warning("W-8", id_number(3)), "household_id": "B3", "id_number": None},  # 9 accepted by household id
+            warning("W-x", id_number(3), department="medical_insurance", indicator="high_medical_expense"),  # 10 other dept
+        )
+        r = await intake.post("/v1/warnings:batch", headers=mca, content=body)
+        assert r.status_code == 200, r.text
+        result = r.json()
+        assert {k: result[k] for k in ("rows", "accepted", "duplicate", "unmatched", "invalid")} == {
+            "rows": 10, "accepted": 3, "duplicate": 2, "unmatched": 1, "invalid": 4}
+        rejected = {row["line"]: (row["field"], row["reason"]) for row in result["rejected"]}
+        assert rejected[6][0] == "id_number" and "check digit" in rejected[6][1]
+        assert rejected[7] == (None, "malformed JSON")
+        assert rejected[8][0] == "indicator"
+        assert rejected[10][0] == "department"
+        assert await count(system, "select count(*) from clues") == 4  # W-0, W-1, W-2, W-8
+        assert await count(system, "select count(*) from events where event_type = 'WarningUnmatched'") == 1
+
+        again = (await intake.post("/v1/warnings:batch", headers=mca, content=body)).json()
+        assert (again["accepted"], again["unmatched"], again["duplicate"], again["invalid"]) == (0, 0, 6, 4)
+        assert await count(system, "select count(*) from clues") == 4
+
+
+async def test_an_upload_cut_off_mid_stream_keeps_what_was_committed_and_a_retry_adds_nothing_twice(run_services):
+    async with run_services("intake") as system:
+        intake = system.clients["intake"]
+        mca = system.token("department_system", kind="system", department="civil_affairs", sub="mca")
+        rows = [warning(f"U-{n}", id_number(n, birth="19700101")) for n in range(2500)]  # all unmatched
+
+        async def cut_off_after(lines: int):
+            for row in rows[:lines]:
+                yield ndjson(row)
+            raise ConnectionResetError("the department's network dropped")
+
+        with pytest.raises(ConnectionResetError):
+            await intake.post("/v1/warnings:batch", headers=mca, content=cut_off_after(2200))
+        kept = await count(system, "select count(*) from warnings")
+        assert kept == 2000, "whole chunks of a thousand rows are committed as they arrive"
+
+        retry = (await intake.post("/v1/warnings:batch", headers=mca, content=ndjson(*rows))).json()
+        assert (retry["duplicate"], retry["unmatched"]) == (2000, 500)
+        assert await count(system, "select count(*) from warnings") == 2500
+        assert await count(system, "select count(*) from events") == 2500
