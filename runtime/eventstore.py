@@ -10,6 +10,7 @@ from typing import Any, Iterable
 from uuid import UUID
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid6 import uuid7
@@ -58,6 +59,15 @@ class Stream:
     @property
     def last_hash(self) -> str:
         return self.events[-1].hash if self.events else GENESIS_HASH
+
+
+@dataclass(frozen=True)
+class StreamHead:
+    """Where a stream stands: enough to append to it without loading it."""
+
+    stream_id: str
+    position: int = 0
+    last_hash: str = GENESIS_HASH
 
 
 def row_to_envelope(row: Any) -> EventEnvelope:
@@ -110,13 +120,31 @@ class EventStore:
         await self._insert(written, stream_id, expected_position)
         return written
 
-    async def start_streams(self, firsts: list[tuple[str, NewEvent]], meta: EventMetadata) -> list[EventEnvelope]:
-        """Start many new streams with one event each, in one statement (bulk intake).
-        A stream that exists already makes it a ConcurrencyConflict."""
+    async def append_many(self, items: list[tuple[StreamHead, list[NewEvent]]], meta: EventMetadata) -> list[EventEnvelope]:
+        """Append to many streams in one statement (bulk intake). Each head is where its stream
+        was read; a stream that moved on since makes the whole call a ConcurrencyConflict."""
         now = self.clock.now()
-        written = [self._seal(stream_id, 1, GENESIS_HASH, new, meta, now) for stream_id, new in firsts]
+        written: list[EventEnvelope] = []
+        for head, new_events in items:
+            position, prev_hash = head.position, head.last_hash
+            for new in new_events:
+                position += 1
+                written.append(self._seal(head.stream_id, position, prev_hash, new, meta, now))
+                prev_hash = written[-1].hash
         await self._insert(written, "(bulk)", 0)
         return written
+
+    async def last_events(self, stream_ids: list[str]) -> dict[str, EventEnvelope]:
+        """The newest event of each of these streams that exists (one query)."""
+        if not stream_ids:
+            return {}
+        result = await self.session.execute(
+            sa.select(*ENVELOPE_COLUMNS)
+            .where(events.c.stream_id.in_(stream_ids))
+            .order_by(events.c.stream_id, events.c.stream_position.desc())
+            .ext(distinct_on(events.c.stream_id))
+        )
+        return {r.stream_id: row_to_envelope(r) for r in result}
 
     def _seal(self, stream_id: str, position: int, prev_hash: str, new: NewEvent, meta: EventMetadata, now: datetime) -> EventEnvelope:
         draft = EventEnvelope(

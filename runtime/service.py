@@ -43,9 +43,9 @@ class UnitOfWork:
         self.appended.extend(written)
         return written
 
-    async def start_streams(self, firsts) -> list[EventEnvelope]:
-        """Many new streams of one event each, in one statement."""
-        written = await self.events.start_streams(firsts, self.meta)
+    async def append_many(self, items) -> list[EventEnvelope]:
+        """Events for many streams, in one statement (see EventStore.append_many)."""
+        written = await self.events.append_many(items, self.meta)
         self.appended.extend(written)
         return written
 

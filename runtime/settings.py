@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     id_hash_key: str = Field(default="6b" * 32)
     id_encryption_key: str = Field(default="3c" * 32)
 
+    # CSV (code,name) of the deployment's village codes; unset: the demo county shipped with intake.
+    region_table: str | None = None
+    grid_worker_max_households: int = 15
     verification_due_days: int = 7
     http_host: str = "127.0.0.1"
     http_port: int = 8101

@@ -132,3 +132,21 @@ def risk_types_of_warning(department: str, indicator: str, amount: Decimal | Non
     if entry.threshold is not None and (amount is None or amount < entry.threshold):
         return []
     return list(entry.risk_types)
+
+
+@dataclass(frozen=True)
+class RegionTable:
+    """The deployment's 12-digit village codes (统计用区划代码)."""
+
+    villages: frozenset[str]
+
+    def problem_with(self, region_code: str) -> str | None:
+        if region_code not in self.villages:
+            return f"{region_code} is not a village in the region table"
+        return None
+
+
+def overloaded_grid_workers(loads: dict[str, int], limit: int) -> list[str]:
+    """A grid worker (网格员) looks after at most `limit` households (15 in the seeds): reported, not refused."""
+    return [f"grid worker {worker} has {count} households, more than {limit}"
+            for worker, count in sorted(loads.items()) if count > limit]

@@ -2,9 +2,12 @@
 (HMAC-SHA256) of the ID number is what matching uses."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import hmac
 import os
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.settings import Settings
+from services.intake.domain import RegionTable
 
 metadata = sa.MetaData()
 
@@ -102,14 +106,63 @@ async def member_rows(session: AsyncSession, household_id: str):
     ).all()
 
 
-async def save_household(session: AsyncSession, household: dict, member_records: list[dict]) -> None:
-    stmt = pg_insert(households).values(**household)
+async def save_households(session: AsyncSession, household_rows: list[dict], member_rows: list[dict]) -> None:
+    """Upsert households and replace their members, a few statements for the whole batch."""
+    if not household_rows:
+        return
+    stmt = pg_insert(households)
     await session.execute(stmt.on_conflict_do_update(index_elements=["household_id"], set_={
-        k: stmt.excluded[k] for k in household if k != "household_id"
-    }))
-    await session.execute(sa.delete(members).where(members.c.household_id == household["household_id"]))
-    if member_records:
-        await session.execute(sa.insert(members), member_records)
+        c: stmt.excluded[c] for c in household_rows[0] if c != "household_id"
+    }), household_rows)
+    await session.execute(sa.delete(members).where(members.c.household_id.in_([h["household_id"] for h in household_rows])))
+    if member_rows:
+        await session.execute(sa.insert(members), member_rows)
+
+
+async def grid_worker_loads(session: AsyncSession, worker_ids: list[str]) -> dict[str, int]:
+    if not worker_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(households.c.grid_worker_id, sa.func.count()).where(households.c.grid_worker_id.in_(worker_ids))
+        .group_by(households.c.grid_worker_id)
+    )
+    return {worker: count for worker, count in rows}
+
+
+async def unmatched_warnings_of(session: AsyncSession, id_hashes: list[str]):
+    """Warnings kept as unmatched for these people, locked so that one registration re-matches them."""
+    if not id_hashes:
+        return []
+    return (await session.execute(
+        sa.select(warnings).where(warnings.c.status == "unmatched", warnings.c.id_hash.in_(id_hashes)).with_for_update()
+    )).all()
+
+
+async def mark_matched(session: AsyncSession, matched: list[dict]) -> None:
+    """matched: department, source_record_id, household_id, clue_id."""
+    for row in matched:
+        await session.execute(
+            sa.update(warnings)
+            .where(warnings.c.department == row["department"], warnings.c.source_record_id == row["source_record_id"])
+            .values(status="accepted", household_id=row["household_id"], clue_id=row["clue_id"])
+        )
+
+
+async def unmatched_page(session: AsyncSession, department: str | None, after: tuple[str, str] | None, limit: int):
+    query = sa.select(warnings).where(warnings.c.status == "unmatched")
+    if department:
+        query = query.where(warnings.c.department == department)
+    if after:
+        query = query.where(sa.tuple_(warnings.c.department, warnings.c.source_record_id) > after)
+    return (await session.execute(query.order_by(warnings.c.department, warnings.c.source_record_id).limit(limit))).all()
+
+
+@lru_cache(maxsize=4)
+def load_region_table(path: str | None) -> RegionTable:
+    source = Path(path) if path else Path(__file__).parent / "data" / "regions-410721-demo.csv"
+    with source.open(newline="", encoding="utf-8") as f:
+        codes = {row["code"].strip() for row in csv.DictReader(f)}
+    return RegionTable(frozenset(c for c in codes if len(c) == 12 and not c.endswith("000")))
 
 
 async def households_of_people(session: AsyncSession, id_hashes: list[str]) -> dict[str, tuple[str, str]]:
