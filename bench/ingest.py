@@ -3,6 +3,7 @@ verification case for every one of them.
 
     .venv/bin/python bench/ingest.py                 # 20,000 warnings on a fresh embedded system
     .venv/bin/python bench/ingest.py --warnings 2000
+    .venv/bin/python bench/ingest.py --batch         # 1,000,000 warnings through POST /v1/warnings:batch
 
 It starts its own embedded system (PostgreSQL, Tansu, five service processes) in a temporary folder
 on free ports, registers one household per warning (not timed), then times the warnings.
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import orjson
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -132,18 +135,161 @@ async def bench(system: EmbeddedSystem, n: int, concurrency: int) -> None:
     print(f"end-to-end: {accepted / end_to_end:.1f} warnings/s (N={accepted}, cores={os.cpu_count()})")
 
 
+def ndjson_chunks(rows, lines_per_chunk: int = 10_000) -> list[bytes]:
+    """The body prepared before the clock starts, so that the load generator's CPU is not timed."""
+    chunks, lines = [], []
+    for row in rows:
+        lines.append(orjson.dumps(row))
+        if len(lines) == lines_per_chunk:
+            chunks.append(b"\n".join(lines) + b"\n")
+            lines = []
+    if lines:
+        chunks.append(b"\n".join(lines) + b"\n")
+    return chunks
+
+
+async def stream_body(chunks: list[bytes]):
+    for chunk in chunks:
+        yield chunk
+
+
+async def unpublished_and_total(conn) -> tuple[int, int]:
+    row = await conn.fetchrow("select count(*) filter (where published_at is null) as pending, "
+                              "max(global_position) as total from events")
+    return row["pending"], row["total"] or 0
+
+
+def cpu_seconds(system: EmbeddedSystem) -> dict[str, float]:
+    """CPU time used so far by the intake process, all PostgreSQL processes and the broker."""
+    def used(process: psutil.Process) -> float:
+        try:
+            times = process.cpu_times()
+            return times.user + times.system
+        except psutil.NoSuchProcess:
+            return 0.0
+
+    postgres = [p for p in psutil.process_iter(["name", "username"]) if p.info["name"] == "postgres"]
+    return {
+        "intake": used(psutil.Process(system.processes["intake"].pid)),
+        "postgres": sum(used(p) for p in postgres),
+        "tansu": used(psutil.Process(system.broker.process.pid)),
+    }
+
+
+async def bench_batch(system: EmbeddedSystem, rows: int, households: int, requests: int) -> None:
+    """Department warnings in bulk: rows per second until every accepted row's event is published."""
+    settings = Settings()
+    county = {"Authorization": "Bearer " + issue_token(settings, sub="bench", role="county_officer", region="410721"),
+              "Content-Type": "application/x-ndjson"}
+    department = {"Authorization": "Bearer " + issue_token(settings, sub="bench-mca", role="department_system",
+                                                           kind="system", department="civil_affairs"),
+                  "Content-Type": "application/x-ndjson"}
+    intake = f"http://127.0.0.1:{system.ports['intake']}"
+    intake_process = psutil.Process(system.processes["intake"].pid)
+    conn = await asyncpg.connect(system.database_url("intake").replace("postgresql+asyncpg", "postgresql"))
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
+    async with aiohttp.ClientSession(timeout=timeout) as client:
+        print(f"setup: importing {households} households through /v1/households:import (not timed)", flush=True)
+        body = ndjson_chunks(
+            {"household_id": f"B{i:07d}", "region_code": VILLAGES[i % len(VILLAGES)], "poverty_status": "ordinary",
+             "grid_worker_id": f"gw-{i // 15}",
+             "members": [{"id_number": head_id_number(i), "name": f"户主{i}", "relation": "head", "labor_capacity": "full"}]}
+            for i in range(households)
+        )
+        started = time.perf_counter()
+        async with client.post(f"{intake}/v1/households:import", data=stream_body(body), headers=county) as r:
+            summary = await r.json()
+        if r.status != 200 or summary["registered"] != households:
+            raise SystemExit(f"household import failed: {r.status} {str(summary)[:500]}")
+        print(f"  {households} households in {time.perf_counter() - started:.1f}s", flush=True)
+        while (await unpublished_and_total(conn))[0]:
+            await asyncio.sleep(0.5)
+
+        print(f"preparing {rows} warnings in {requests} request(s)", flush=True)
+        per_request = -(-rows // requests)
+        bodies = [
+            ndjson_chunks(
+                {"department": "civil_affairs", "source_record_id": f"MCA-{i}", "id_number": head_id_number(i % households),
+                 "indicator": "new_dibao", "observed_at": "2026-11-01T08:00:00+08:00"}
+                for i in range(start, min(start + per_request, rows))
+            )
+            for start in range(0, rows, per_request)
+        ]
+        _, events_before = await unpublished_and_total(conn)
+        cpu_before = cpu_seconds(system)
+        baseline_rss = intake_process.memory_info().rss
+        samples: list[tuple[float, int, int]] = []  # (seconds, events published, intake RSS)
+        answers: list[dict] = []
+
+        async def upload():
+            for body in bodies:
+                async with client.post(f"{intake}/v1/warnings:batch", data=stream_body(body), headers=department) as r:
+                    answer = await r.json()
+                if r.status != 200:
+                    raise SystemExit(f"batch refused: {r.status} {str(answer)[:500]}")
+                answers.append(answer)
+
+        print("timed: uploading; a line every 5 s", flush=True)
+        started = time.perf_counter()
+        uploading = asyncio.create_task(upload())
+        accepted_at = None
+        last_line = 0.0
+        while True:
+            await asyncio.sleep(0.5)
+            elapsed = time.perf_counter() - started
+            pending, total = await unpublished_and_total(conn)
+            published = total - events_before - pending
+            samples.append((elapsed, published, intake_process.memory_info().rss))
+            if uploading.done():
+                uploading.result()
+                accepted_at = accepted_at or elapsed
+                expected = sum(a["accepted"] + a["unmatched"] for a in answers)
+                if published >= expected and pending == 0:
+                    break
+            if elapsed - last_line >= 5:
+                print(f"  {elapsed:5.0f}s  published {published:>9,}  intake RSS {samples[-1][2] / 2**20:6.0f} MiB", flush=True)
+                last_line = elapsed
+        done = time.perf_counter() - started
+        cpu_used = {k: v - cpu_before[k] for k, v in cpu_seconds(system).items()}
+    await conn.close()
+
+    accepted = sum(a["accepted"] for a in answers)
+    counts = {k: sum(a[k] for a in answers) for k in ("rows", "accepted", "duplicate", "unmatched", "invalid")}
+    peak = max(rss for *_, rss in samples)
+    print(f"cores: {os.cpu_count()}")
+    print(f"rows: {counts}")
+    print(f"accepted over HTTP: {rows / accepted_at:,.0f} rows/s ({accepted_at:.1f}s)")
+    print(f"accepted and published: {rows / done:,.0f} rows/s (N={rows}, {done:.1f}s, cores={os.cpu_count()})")
+    print("CPU per 1,000 rows (ms): " + ", ".join(f"{k} {v * 1e6 / rows:.0f}" for k, v in cpu_used.items())
+          + f"; all together {sum(cpu_used.values()) * 1e6 / rows:.0f} ms, so {os.cpu_count()} cores "
+          f"allow at most {os.cpu_count() * rows / sum(cpu_used.values()):,.0f} rows/s")
+    print(f"intake RSS: before {baseline_rss / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB; by rows published:")
+    for fraction in (0.25, 0.5, 0.75, 1.0):
+        at = next((s for s in samples if s[1] >= fraction * accepted), samples[-1])
+        print(f"  {fraction:>4.0%}: {at[2] / 2**20:6.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--warnings", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--batch", action="store_true", help="bulk mode: NDJSON through POST /v1/warnings:batch")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="batch mode: warnings to send")
+    parser.add_argument("--households", type=int, default=50_000, help="batch mode: registered households the rows point to")
+    parser.add_argument("--requests", type=int, default=1, help="batch mode: split the rows over this many requests")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder (logs) afterwards")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="fangpin-bench-"))
-    system = EmbeddedSystem(data_dir, kafka_port=free_port(), ports={s: free_port() for s in SERVICES})
+    # Batch mode measures intake alone (its store and relay); the slice mode needs screening too.
+    system = EmbeddedSystem(data_dir, kafka_port=free_port(), ports={s: free_port() for s in SERVICES},
+                            services=("intake",) if args.batch else SERVICES)
     try:
         system.start(say=lambda line: print(line, flush=True))
-        asyncio.run(bench(system, args.warnings, args.concurrency))
+        if args.batch:
+            asyncio.run(bench_batch(system, args.rows, args.households, args.requests))
+        else:
+            asyncio.run(bench(system, args.warnings, args.concurrency))
     except BaseException:
         print(f"service logs: {system.logs}", flush=True)
         args.keep = True

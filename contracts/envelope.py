@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 from uuid import UUID
 
@@ -54,13 +54,24 @@ class EventEnvelope(BaseModel):
         return cls.model_validate(orjson.loads(raw))
 
 
+def _utc_microseconds(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if isinstance(value, UUID):  # the database driver's own UUID subclass
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def canonical_json(value: Any) -> bytes:
-    """Stable bytes for hashing: sorted keys, no whitespace, UTC times as ISO strings."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
+    """Stable bytes for hashing: sorted keys, no whitespace, every time in UTC with microseconds
+    (one instant has one spelling, whatever zone it was written in)."""
+    return orjson.dumps(value, default=_utc_microseconds,
+                        option=orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME)
 
 
 def compute_hash(envelope_fields: dict[str, Any]) -> str:
-    """SHA-256 over the canonical JSON of every envelope field except `hash` itself."""
+    """SHA-256 over the canonical JSON of every envelope field except `hash` itself; fields may be
+    Python values (UUID, datetime) or their JSON spellings."""
     body = {k: v for k, v in envelope_fields.items() if k != "hash"}
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
@@ -74,7 +85,7 @@ def verify_chain(events: list[EventEnvelope]) -> list[str]:
             problems.append(f"{event.stream_id}: position {event.stream_position} where {expected_position} was due (missing event)")
         if event.prev_hash != expected_prev:
             problems.append(f"{event.stream_id}@{event.stream_position}: prev_hash does not match the previous event")
-        if compute_hash(event.model_dump(mode="json")) != event.hash:
+        if compute_hash(event.model_dump()) != event.hash:
             problems.append(f"{event.stream_id}@{event.stream_position}: content does not match its hash (altered)")
         expected_prev = event.hash
     return problems

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from uuid import UUID
 
-from uuid6 import uuid7
+from runtime.ids import new_id
 
 from contracts.envelope import Actor
 from runtime.eventstore import EventMetadata
@@ -118,7 +118,7 @@ def command_metadata(principal: Principal, request: Request) -> EventMetadata:
     """Event metadata of one HTTP command: who, which correlation, which trace."""
     raw = request.headers.get("x-correlation-id")
     try:
-        correlation = UUID(raw) if raw else uuid7()
+        correlation = UUID(raw) if raw else new_id()
     except ValueError:
-        correlation = uuid7()
+        correlation = new_id()
     return EventMetadata(actor=principal.as_actor(), correlation_id=correlation, traceparent=current_traceparent())

@@ -105,6 +105,7 @@ class EmbeddedSystem:
     postgres: EmbeddedPostgres | None = None
     broker: TansuBroker | None = None
     namespace: str = ""
+    services: tuple[str, ...] = SERVICES  # which of the five to start (a benchmark may want fewer)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -139,7 +140,7 @@ class EmbeddedSystem:
             self.broker.start()
         settings = Settings(kafka_bootstrap=self.broker.bootstrap, topic_prefix=self.namespace)
         asyncio.run(self._prepare(settings))
-        for service in SERVICES:
+        for service in self.services:
             self.processes[service] = subprocess.Popen(
                 [sys.executable, "-m", "runtime.serve", service],
                 env=self.service_env(service),
@@ -154,7 +155,7 @@ class EmbeddedSystem:
 
     def wait_ready(self, say=print, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
-        pending = dict(self.ports)
+        pending = {service: self.ports[service] for service in self.services}
         while pending and time.monotonic() < deadline:
             for service, port in list(pending.items()):
                 process = self.processes[service]

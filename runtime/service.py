@@ -2,6 +2,7 @@
 with the unit of work that puts state changes and new events in one transaction."""
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable
@@ -36,17 +37,17 @@ class UnitOfWork:
     def __init__(self, ctx: ServiceContext, session: AsyncSession, meta: EventMetadata) -> None:
         self.ctx, self.session, self.meta = ctx, session, meta
         self.events = EventStore(session, ctx.name, ctx.clock)
-        self.appended: list[EventEnvelope] = []
+        self.appended: Counter[str] = Counter()  # event type -> events appended, for the metrics
 
     async def append(self, stream_id: str, expected_position: int, new_events) -> list[EventEnvelope]:
         written = await self.events.append(stream_id, expected_position, new_events, self.meta)
-        self.appended.extend(written)
+        self.appended.update(e.event_type for e in written)
         return written
 
-    async def append_many(self, items) -> list[EventEnvelope]:
+    async def append_many(self, items) -> list[dict]:
         """Events for many streams, in one statement (see EventStore.append_many)."""
         written = await self.events.append_many(items, self.meta)
-        self.appended.extend(written)
+        self.appended.update(r["event_type"] for r in written)
         return written
 
 
@@ -56,8 +57,8 @@ async def unit_of_work(ctx: ServiceContext, meta: EventMetadata) -> AsyncIterato
         async with session.begin():
             uow = UnitOfWork(ctx, session, meta)
             yield uow
-        for e in uow.appended:
-            EVENTS_APPENDED.labels(ctx.name, e.event_type).inc()
+        for event_type, count in uow.appended.items():
+            EVENTS_APPENDED.labels(ctx.name, event_type).inc(count)
 
 
 async def run_command(ctx: ServiceContext, meta: EventMetadata, work: Callable[[UnitOfWork], Awaitable[Any]], attempts: int = 5) -> Any:

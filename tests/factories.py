@@ -47,15 +47,15 @@ def envelope(event_type: str = "TestHappened", payload: dict | None = None, stre
     """A well-formed, correctly hashed envelope for feeding a consumer directly."""
     from datetime import datetime, timezone
 
-    from uuid6 import uuid7
+    from runtime.ids import new_id
 
     from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, compute_hash
 
     now = datetime.now(timezone.utc)
     draft = EventEnvelope(
-        event_id=uuid7(), event_type=event_type, stream_id=stream_id, stream_position=position,
+        event_id=new_id(), event_type=event_type, stream_id=stream_id, stream_position=position,
         household_id=household_id, region_code=VILLAGE, occurred_at=now, recorded_at=now, producer="tests",
-        actor=Actor(kind="system", id="tests"), correlation_id=uuid7(), prev_hash=prev_hash or GENESIS_HASH,
+        actor=Actor(kind="system", id="tests"), correlation_id=new_id(), prev_hash=prev_hash or GENESIS_HASH,
         hash="", payload=payload or {},
     )
-    return draft.model_copy(update={"hash": compute_hash(draft.model_dump(mode="json"))})
+    return draft.model_copy(update={"hash": compute_hash(draft.model_dump())})

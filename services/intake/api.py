@@ -8,7 +8,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from uuid6 import uuid7
+from runtime.ids import new_id_str
 
 from contracts.base import decode_payload
 from contracts.intake import ClueSource, HouseholdRegistered, HouseholdUpdated, RiskClueRaised, WarningUnmatched
@@ -196,7 +196,7 @@ async def rematch_warnings(uow: UnitOfWork, people: dict[str, tuple[str, str]], 
     streams, clue_rows, matched = [], [], []
     for w in waiting:
         household_id, region_code = people[w.id_hash]
-        clue_id = str(uuid7())
+        clue_id = new_id_str()
         risk_types = domain.risk_types_of_warning(w.department, w.indicator, w.amount)
         stream, clue_row = clue_from_warning(clue_id, household_id, region_code, w.department, w.source_record_id,
                                              w.indicator, w.amount, w.observed_at, w.detail, risk_types, now)
@@ -396,7 +396,7 @@ async def ingest_warnings(uow: UnitOfWork, principal: Principal, rows: list[tupl
     planned = []
     for line, row, risk_types in candidates:
         household = household_of(line, row)
-        planned.append((line, row, risk_types, household, str(uuid7()), str(uuid7()) if household else None))
+        planned.append((line, row, risk_types, household, new_id_str(), new_id_str() if household else None))
     claimed = await store.claim_warnings(uow.session, [
         {"department": row.department, "source_record_id": row.source_record_id, "warning_id": warning_id,
          "status": "accepted" if household else "unmatched", "household_id": household[0] if household else None,

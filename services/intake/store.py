@@ -10,12 +10,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runtime.bulk import copy_rows, insert_unnest
 from runtime.settings import Settings
 from services.intake.domain import RegionTable
 
@@ -172,7 +174,7 @@ async def households_of_people(session: AsyncSession, id_hashes: list[str]) -> d
     rows = await session.execute(
         sa.select(members.c.id_hash, households.c.household_id, households.c.region_code)
         .join(households, members.c.household_id == households.c.household_id)
-        .where(members.c.id_hash.in_(id_hashes))
+        .where(members.c.id_hash == sa.any_(sa.bindparam("hashes", id_hashes, type_=pg.ARRAY(sa.Text))))
     )
     return {r.id_hash: (r.household_id, r.region_code) for r in rows}
 
@@ -189,13 +191,8 @@ async def regions_of_households(session: AsyncSession, household_ids: list[str])
 async def claim_warnings(session: AsyncSession, rows: list[dict]) -> set[tuple[str, str]]:
     """Record warnings; returns the (department, source_record_id) keys that were new.
     A key sent before, in this batch or any earlier one, is not returned: a duplicate."""
-    if not rows:
-        return set()
-    result = await session.execute(
-        pg_insert(warnings).on_conflict_do_nothing().returning(warnings.c.department, warnings.c.source_record_id),
-        rows,
-    )
-    return {(r.department, r.source_record_id) for r in result}
+    returned = await insert_unnest(session, warnings, rows, "ON CONFLICT DO NOTHING RETURNING department, source_record_id")
+    return {(r["department"], r["source_record_id"]) for r in returned}
 
 
 async def earlier_warnings(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
@@ -208,8 +205,7 @@ async def earlier_warnings(session: AsyncSession, keys: list[tuple[str, str]]) -
 
 
 async def insert_clues(session: AsyncSession, rows: list[dict]) -> None:
-    if rows:
-        await session.execute(sa.insert(clues), rows)
+    await copy_rows(session, clues, [{**r, "source": orjson.dumps(r["source"]).decode()} for r in rows])
 
 
 async def clue_page(session: AsyncSession, region: str, status: str | None, channel: str | None, after: str | None, limit: int):

@@ -1,7 +1,7 @@
 """Events notifier consumes."""
 from __future__ import annotations
 
-from uuid6 import uuid7
+from runtime.ids import new_id_str
 
 from contracts.base import decode_payload
 from contracts.envelope import EventEnvelope
@@ -14,7 +14,7 @@ async def on_verification_case_opened(uow: UnitOfWork, envelope: EventEnvelope) 
     case = decode_payload(envelope)
     staff = await store.staff_of_region(uow.session, case.region_code)
     now = uow.ctx.clock.now()
-    for sent in domain.tasks_for_case_opened(case, staff, lambda: str(uuid7())):
+    for sent in domain.tasks_for_case_opened(case, staff, lambda: new_id_str()):
         await uow.append(f"notification-{sent.notification_id}", 0, [
             NewEvent(sent, household_id=case.household_id, region_code=case.region_code)
         ])

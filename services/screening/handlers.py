@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from uuid6 import uuid7
+from runtime.ids import new_id_str
 
 from contracts.base import decode_payload
 from contracts.envelope import EventEnvelope
@@ -16,7 +16,7 @@ async def on_risk_clue_raised(uow: UnitOfWork, envelope: EventEnvelope) -> None:
     clue = decode_payload(envelope)
     open_case = await store.open_case_of(uow.session, clue.household_id)
     now = uow.ctx.clock.now()
-    new = domain.take_clue(open_case, clue, envelope.region_code, str(uuid7()), now.date(),
+    new = domain.take_clue(open_case, clue, envelope.region_code, new_id_str(), now.date(),
                            uow.ctx.settings.verification_due_days)
     for event in new:
         stream = f"case-{event.case_id}"

@@ -1,0 +1,49 @@
+"""Bulk writes on the session's own connection and transaction: PostgreSQL COPY for plain inserts,
+and INSERT … SELECT FROM unnest(arrays) where ON CONFLICT or RETURNING is needed. At bulk rates
+the per-row cost of an ORM-compiled executemany is the bottleneck; these send one message."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def driver_connection(session: AsyncSession):
+    """The asyncpg connection under the session, inside its current transaction."""
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    if getattr(raw.dbapi_connection, "_transaction", True) is None:
+        # SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it runs;
+        # a statement sent straight to the driver before that would run outside the transaction.
+        await connection.exec_driver_sql("SELECT 1")
+    return raw.driver_connection
+
+
+async def copy_rows(session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY `rows` (dicts with the same keys) into `table`; columns left out take their defaults."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    conn = await driver_connection(session)
+    await conn.copy_records_to_table(table.name, columns=columns, records=[tuple(r[c] for c in columns) for r in rows])
+
+
+def _array_type(column: sa.Column) -> str:
+    return column.type.compile(dialect=sa.dialects.postgresql.dialect()) + "[]"
+
+
+async def insert_unnest(
+    session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]], suffix: str = "",
+) -> list:
+    """INSERT INTO table (cols) SELECT * FROM unnest($1::type[], …) {suffix}: one statement, the
+    values as typed arrays. `suffix` holds ON CONFLICT / RETURNING; returns the rows it returns."""
+    if not rows:
+        return []
+    columns = list(rows[0])
+    arrays = [[r[c] for r in rows] for c in columns]
+    params = ", ".join(f"${i}::{_array_type(table.c[c])}" for i, c in enumerate(columns, start=1))
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    sql = f'INSERT INTO "{table.name}" ({quoted}) SELECT * FROM unnest({params}) {suffix}'
+    conn = await driver_connection(session)
+    return await conn.fetch(sql, *arrays)
