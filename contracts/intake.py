@@ -4,14 +4,14 @@ Events never carry raw ID numbers or names: a member appears by a pseudonymous i
 """
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from contracts.base import EventPayload
-from contracts.vocabulary import ClueChannel, LaborCapacity, RiskType
+from contracts.vocabulary import ClueChannel, LaborCapacity, PriorityGroup, RiskType
 
 
 class _IntakeEvent(EventPayload):
@@ -66,6 +66,7 @@ class RiskClueRaised(_IntakeEvent):
     amount: Decimal | None = None
     observed_at: datetime | None = None
     risk_types: list[RiskType]
+    priority_groups: list[PriorityGroup] = []
     detail: str | None = None
 
 
@@ -77,3 +78,14 @@ class WarningUnmatched(_IntakeEvent):
     source_record_id: str
     indicator: str
     observed_at: datetime | None = None
+
+
+class VisitRecorded(_IntakeEvent):
+    """A grid worker's visit (网格员走访): with no risk found, or with the risks that raised `clue_id`."""
+
+    visit_id: str
+    household_id: str
+    worker_id: str
+    visited_at: datetime
+    risk_types: list[RiskType]
+    clue_id: str | None = None

@@ -28,6 +28,17 @@ class ClueChannel(StrEnum):
     DEPARTMENT_WARNING = "department_warning"  # 部门筛查预警
 
 
+class PriorityGroup(StrEnum):
+    """The five groups every household of which is visited in a concentrated screening
+    (集中排查 5 类对象, seeds/003)."""
+
+    NEW_ALLOWANCE_OR_EXTREME_POVERTY = "new_allowance_or_extreme_poverty"  # 当年新识别低保对象或分散供养特困人员
+    INCOME_FELL_LAST_YEAR = "formerly_poor_income_fell"  # 上年收入下降或连续两年下降的脱贫户
+    QUARTERLY_INCOME_FALL = "formerly_poor_quarterly_income_fall"  # 当年季度收入明显下降的脱贫户
+    SHOCK = "employment_business_or_accident_shock"  # 就业不稳、产业失败或突发意外事故
+    RELIEF_APPLICATION = "relief_application"  # 通过政府救助平台申请过救助
+
+
 class LaborCapacity(StrEnum):
     FULL = "full"
     WEAK = "weak"

@@ -117,6 +117,90 @@ def schema(out_dir: Path = typer.Argument(Path("schemas"))) -> None:
         typer.echo(path)
 
 
+import_app = typer.Typer(help="Bulk uploads to intake from NDJSON files, in chunks, with progress and an outcome file.",
+                         no_args_is_help=True)
+app.add_typer(import_app, name="import")
+IMPORT_CHUNK_LINES = 10_000
+
+
+def _upload(kind: str, path: Path, url: str, token: Optional[str], rejected: Optional[Path], chunk_lines: int) -> None:
+    """Send `path` to intake in requests of `chunk_lines` lines; a progress line after each; the
+    rejected rows (line in the file, field, reason) to an NDJSON outcome file."""
+    import httpx
+    import orjson
+
+    endpoint = {"households": "/v1/households:import", "warnings": "/v1/warnings:batch"}[kind]
+    if token is None:
+        settings = Settings()
+        if not settings.uses_development_secret:
+            console.print("[red]Give --token (or FANGPIN_TOKEN): this deployment does not use the development key.[/red]")
+            raise typer.Exit(2)
+        from runtime.auth import issue_token
+
+        token = issue_token(settings, sub="dev-import", role="county_officer") if kind == "households" else None
+        if token is None:
+            console.print("[red]Give --token: warnings are posted with a department system's token "
+                          "(./fangpin token --role department_system --kind system --department civil_affairs).[/red]")
+            raise typer.Exit(2)
+    rejected = rejected or path.with_name(path.name + ".rejected.ndjson")
+    totals: dict[str, int] = {}
+    started = time.monotonic()
+    sent = 0
+    with path.open("rb") as source, rejected.open("wb") as out, httpx.Client(base_url=url, timeout=600) as client:
+        while True:
+            lines = [line for _, line in zip(range(chunk_lines), source)]
+            if not lines:
+                break
+            try:
+                response = client.post(endpoint, content=b"".join(lines), headers={
+                    "Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})
+            except httpx.HTTPError as exc:
+                console.print(f"[red]intake at {url} did not answer ({exc}); lines 1–{sent} are done, "
+                              f"the rest can be sent again with the same command (repeats are harmless).[/red]")
+                raise typer.Exit(1)
+            if response.status_code != 200:
+                console.print(f"[red]refused after line {sent}: {response.status_code} {response.text[:500]}[/red]")
+                raise typer.Exit(1)
+            summary = response.json()
+            for key, value in summary.items():
+                if isinstance(value, int):
+                    totals[key] = totals.get(key, 0) + value
+            for row in summary["rejected"]:
+                out.write(orjson.dumps({**row, "line": row["line"] + sent}) + b"\n")
+            sent += len(lines)
+            counts = ", ".join(f"{v:,} {k}" for k, v in totals.items() if k != "rows")
+            console.print(f"{sent:>10,} lines: {counts} ({sent / max(time.monotonic() - started, 1e-6):,.0f} lines/s)")
+    if totals.get("invalid"):
+        console.print(f"{totals['invalid']:,} rows were rejected; line, field and reason of each are in {rejected}")
+    else:
+        rejected.unlink(missing_ok=True)
+        console.print("No row was rejected.")
+
+
+@import_app.command("households")
+def import_households(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NDJSON, one household a line (API.md)"),
+    url: str = typer.Option("http://127.0.0.1:8101", help="intake's address"),
+    token: Optional[str] = typer.Option(None, envvar="FANGPIN_TOKEN", help="bearer token of a registrar; dev: minted"),
+    rejected: Optional[Path] = typer.Option(None, help="outcome file of rejected rows; default FILE.rejected.ndjson"),
+    chunk_lines: int = typer.Option(IMPORT_CHUNK_LINES, help="lines per request (a progress line after each)"),
+) -> None:
+    """Register or update the households of an NDJSON file (a retry of the same file changes nothing twice)."""
+    _upload("households", file, url, token, rejected, chunk_lines)
+
+
+@import_app.command("warnings")
+def import_warnings(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NDJSON, one department warning a line"),
+    url: str = typer.Option("http://127.0.0.1:8101", help="intake's address"),
+    token: Optional[str] = typer.Option(None, envvar="FANGPIN_TOKEN", help="a department system's bearer token"),
+    rejected: Optional[Path] = typer.Option(None, help="outcome file of rejected rows; default FILE.rejected.ndjson"),
+    chunk_lines: int = typer.Option(IMPORT_CHUNK_LINES, help="lines per request (a progress line after each)"),
+) -> None:
+    """Send a department's warnings from an NDJSON file through POST /v1/warnings:batch."""
+    _upload("warnings", file, url, token, rejected, chunk_lines)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # CSV (code,name) of the deployment's village codes; unset: the demo county shipped with intake.
     region_table: str | None = None
     grid_worker_max_households: int = 15
+    visit_interval_days: int = 7  # grid workers visit each household weekly
+    # The page the QR code on a household's leaflet opens (一户一码); the household's token is appended.
+    declaration_url: str = "http://127.0.0.1:8101/declare"
     verification_due_days: int = 7
     http_host: str = "127.0.0.1"
     http_port: int = 8101

@@ -7,7 +7,7 @@ from datetime import date
 from decimal import Decimal
 
 from contracts.intake import HouseholdRegistered, HouseholdUpdated, MemberFacts
-from contracts.vocabulary import LaborCapacity, RiskType
+from contracts.vocabulary import LaborCapacity, PriorityGroup, RiskType
 
 REGION_CODE = re.compile(r"^\d{12}$")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -95,7 +95,14 @@ class Indicator:
     """One entry of a department's indicator catalogue (部门预警指标)."""
 
     risk_types: tuple[RiskType, ...]
-    threshold: Decimal | None = None  # an amount below it raises no risk
+    # Yearly thresholds, (first year, amount) in year order: an amount below the one in force in the
+    # year it was observed raises no risk. The amount is what the department reports for that year
+    # so far (e.g. a person's out-of-pocket medical costs since 1 January).
+    yearly_thresholds: tuple[tuple[int, Decimal], ...] = ()
+
+    def threshold_in(self, year: int) -> Decimal | None:
+        in_force = [amount for first_year, amount in self.yearly_thresholds if first_year <= year]
+        return in_force[-1] if in_force else None
 
 
 INDICATOR_CATALOGUE: dict[str, dict[str, Indicator]] = {
@@ -104,7 +111,14 @@ INDICATOR_CATALOGUE: dict[str, dict[str, Indicator]] = {
         "new_tekun": Indicator((RiskType.LACK_OF_LABOUR,)),
         "relief_application": Indicator((RiskType.EXPENSE_SURGE,)),
     },
-    "medical_insurance": {"high_medical_expense": Indicator((RiskType.ILLNESS, RiskType.EXPENSE_SURGE), Decimal("10000"))},
+    "medical_insurance": {"high_medical_expense": Indicator(
+        (RiskType.ILLNESS, RiskType.EXPENSE_SURGE), ((2000, Decimal("10000")),))},
+    # The income collection of the rural revitalisation bureau (乡村振兴局收入采集).
+    "rural_revitalization": {
+        "income_fell_last_year": Indicator((RiskType.INCOME_DROP,)),
+        "income_fell_two_years": Indicator((RiskType.INCOME_DROP,)),
+        "quarterly_income_fall": Indicator((RiskType.INCOME_DROP,)),
+    },
     "health": {"serious_illness": Indicator((RiskType.ILLNESS,))},
     "disabled_persons_federation": {"disability_registered": Indicator((RiskType.DISABILITY,))},
     "emergency": {"disaster_loss": Indicator((RiskType.DISASTER,))},
@@ -121,17 +135,42 @@ class UnknownIndicator(ValueError):
     pass
 
 
-def risk_types_of_warning(department: str, indicator: str, amount: Decimal | None) -> list[RiskType]:
-    """The risk types a department warning points to; below its threshold, none."""
+def risk_types_of_warning(department: str, indicator: str, amount: Decimal | None, year: int) -> list[RiskType]:
+    """The risk types a department warning observed in `year` points to; below its threshold, none."""
     catalogue = INDICATOR_CATALOGUE.get(department)
     if catalogue is None:
         raise UnknownIndicator(f"unknown department {department!r}; known: {', '.join(sorted(INDICATOR_CATALOGUE))}")
     entry = catalogue.get(indicator)
     if entry is None:
         raise UnknownIndicator(f"{department} has no indicator {indicator!r}; known: {', '.join(sorted(catalogue))}")
-    if entry.threshold is not None and (amount is None or amount < entry.threshold):
+    threshold = entry.threshold_in(year)
+    if threshold is not None and (amount is None or amount < threshold):
         return []
     return list(entry.risk_types)
+
+
+_SHOCKS = {RiskType.UNSTABLE_EMPLOYMENT, RiskType.BUSINESS_FAILURE, RiskType.ACCIDENT}
+
+
+def priority_groups(
+    department: str | None, indicator: str | None, risk_types: list[RiskType], observed_year: int,
+    poverty_status: str, current_year: int,
+) -> list[PriorityGroup]:
+    """Which of the five groups of the concentrated screening a clue puts its household in."""
+    groups = []
+    formerly_poor = poverty_status == "out_of_poverty"
+    if department == "civil_affairs" and indicator in ("new_dibao", "new_tekun") and observed_year == current_year:
+        groups.append(PriorityGroup.NEW_ALLOWANCE_OR_EXTREME_POVERTY)
+    if formerly_poor and department == "rural_revitalization":
+        if indicator in ("income_fell_last_year", "income_fell_two_years"):
+            groups.append(PriorityGroup.INCOME_FELL_LAST_YEAR)
+        if indicator == "quarterly_income_fall" and observed_year == current_year:
+            groups.append(PriorityGroup.QUARTERLY_INCOME_FALL)
+    if _SHOCKS & set(risk_types):
+        groups.append(PriorityGroup.SHOCK)
+    if department == "civil_affairs" and indicator == "relief_application":
+        groups.append(PriorityGroup.RELIEF_APPLICATION)
+    return groups
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import hmac
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ households = sa.Table(
     sa.Column("poverty_status", sa.Text, nullable=False),
     sa.Column("grid_worker_id", sa.Text),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_visited_at", sa.DateTime(timezone=True)),
 )
 
 members = sa.Table(
@@ -72,8 +73,32 @@ clues = sa.Table(
     sa.Column("source", pg.JSONB, nullable=False),
     sa.Column("indicator", sa.Text),
     sa.Column("risk_types", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("priority_groups", pg.ARRAY(sa.Text), nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+visits = sa.Table(
+    "visits", metadata,
+    sa.Column("visit_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("worker_id", sa.Text, nullable=False),
+    sa.Column("visited_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("risk_types", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("notes", sa.Text),
+    sa.Column("clue_id", sa.Text),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+declarations = sa.Table(
+    "declarations", metadata,
+    sa.Column("declaration_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("phone_cipher", sa.LargeBinary),
+    sa.Column("risk_types", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("clue_id", sa.Text, nullable=False),
+    sa.Column("declared_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 
@@ -167,25 +192,34 @@ def load_region_table(path: str | None) -> RegionTable:
     return RegionTable(frozenset(c for c in codes if len(c) == 12 and not c.endswith("000")))
 
 
-async def households_of_people(session: AsyncSession, id_hashes: list[str]) -> dict[str, tuple[str, str]]:
-    """id_hash -> (household_id, region_code) for the registered people among `id_hashes` (one query)."""
+class HouseholdRef(NamedTuple):
+    """What matching needs to know of a registered household."""
+
+    household_id: str
+    region_code: str
+    poverty_status: str
+
+
+async def households_of_people(session: AsyncSession, id_hashes: list[str]) -> dict[str, HouseholdRef]:
+    """id_hash -> its household, for the registered people among `id_hashes` (one query)."""
     if not id_hashes:
         return {}
     rows = await session.execute(
-        sa.select(members.c.id_hash, households.c.household_id, households.c.region_code)
+        sa.select(members.c.id_hash, households.c.household_id, households.c.region_code, households.c.poverty_status)
         .join(households, members.c.household_id == households.c.household_id)
         .where(members.c.id_hash == sa.any_(sa.bindparam("hashes", id_hashes, type_=pg.ARRAY(sa.Text))))
     )
-    return {r.id_hash: (r.household_id, r.region_code) for r in rows}
+    return {r.id_hash: HouseholdRef(r.household_id, r.region_code, r.poverty_status) for r in rows}
 
 
-async def regions_of_households(session: AsyncSession, household_ids: list[str]) -> dict[str, str]:
+async def households_by_id(session: AsyncSession, household_ids: list[str]) -> dict[str, HouseholdRef]:
     if not household_ids:
         return {}
     rows = await session.execute(
-        sa.select(households.c.household_id, households.c.region_code).where(households.c.household_id.in_(household_ids))
+        sa.select(households.c.household_id, households.c.region_code, households.c.poverty_status)
+        .where(households.c.household_id.in_(household_ids))
     )
-    return {r.household_id: r.region_code for r in rows}
+    return {r.household_id: HouseholdRef(*r) for r in rows}
 
 
 async def claim_warnings(session: AsyncSession, rows: list[dict]) -> set[tuple[str, str]]:
@@ -208,8 +242,11 @@ async def insert_clues(session: AsyncSession, rows: list[dict]) -> None:
     await copy_rows(session, clues, [{**r, "source": orjson.dumps(r["source"]).decode()} for r in rows])
 
 
-async def clue_page(session: AsyncSession, region: str, status: str | None, channel: str | None, after: str | None, limit: int):
+async def clue_page(session: AsyncSession, region: str, status: str | None, channel: str | None,
+                    priority_group: str | None, after: str | None, limit: int):
     query = sa.select(clues).where(clues.c.region_code.startswith(region, autoescape=True))
+    if priority_group:
+        query = query.where(clues.c.priority_groups.contains([priority_group]))
     if status:
         query = query.where(clues.c.status == status)
     if channel:
@@ -217,3 +254,29 @@ async def clue_page(session: AsyncSession, region: str, status: str | None, chan
     if after:
         query = query.where(clues.c.clue_id < after)
     return (await session.execute(query.order_by(clues.c.clue_id.desc()).limit(limit))).all()
+
+
+async def record_visit(session: AsyncSession, row: dict) -> None:
+    """Keep the visit and move the household's last visit forward (never back: visits may arrive late)."""
+    await session.execute(sa.insert(visits).values(**row))
+    await session.execute(
+        sa.update(households).where(households.c.household_id == row["household_id"])
+        .values(last_visited_at=sa.func.greatest(households.c.last_visited_at, row["visited_at"]))
+    )
+
+
+async def overdue_visits_page(session: AsyncSession, region: str, before, after: str | None, limit: int):
+    """Households of `region` not visited since `before` (or never), by household id."""
+    query = (
+        sa.select(households.c.household_id, households.c.region_code, households.c.grid_worker_id,
+                  households.c.last_visited_at)
+        .where(households.c.region_code.startswith(region, autoescape=True))
+        .where(sa.or_(households.c.last_visited_at.is_(None), households.c.last_visited_at < before))
+    )
+    if after:
+        query = query.where(households.c.household_id > after)
+    return (await session.execute(query.order_by(households.c.household_id).limit(limit))).all()
+
+
+async def record_declaration(session: AsyncSession, row: dict) -> None:
+    await session.execute(sa.insert(declarations).values(**row))

@@ -4,15 +4,39 @@ import asyncio
 import uuid
 
 import httpx
+import orjson
 import pytest
+from typer.testing import CliRunner
 
 from contracts.topics import SERVICES
 from runtime.auth import issue_token
+from runtime.cli import app
 from runtime.demo import VILLAGES, load_demo
 from runtime.embedded import EmbeddedSystem, free_port
 from runtime.settings import Settings
+from tests.factories import household
 
 pytestmark = pytest.mark.integration
+
+
+def check_cli_import(port: int, folder) -> None:
+    """`fangpin import households FILE`: a progress line per chunk, the rejected rows in an outcome file
+    with their line in the file, and a second run that changes nothing."""
+    rows = [orjson.dumps(household(f"CLI{n}", 100 + n)) for n in range(25)]
+    rows.insert(12, b"{broken")
+    rows.insert(20, orjson.dumps(household("CLIX", 200, region_code="999999999999")))
+    source = folder / "households.ndjson"
+    source.write_bytes(b"\n".join(rows) + b"\n")
+    url = f"http://127.0.0.1:{port}"
+    first = CliRunner().invoke(app, ["import", "households", str(source), "--url", url, "--chunk-lines", "10"])
+    assert first.exit_code == 0, first.output
+    progress = [line for line in first.output.splitlines() if " lines: " in line]
+    assert [line.split(" lines:")[0].strip() for line in progress] == ["10", "20", "27"]
+    assert "25 registered" in progress[-1] and "2 invalid" in progress[-1]
+    rejected = [orjson.loads(line) for line in (folder / "households.ndjson.rejected.ndjson").read_bytes().splitlines()]
+    assert [(r["line"], r["field"]) for r in rejected] == [(13, None), (21, "region_code")]
+    again = CliRunner().invoke(app, ["import", "households", str(source), "--url", url])
+    assert again.exit_code == 0 and "25 unchanged" in again.output, again.output
 
 
 async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_path):
@@ -31,6 +55,7 @@ async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_
         assert len(inbox) == 2, inbox  # the demo warns two households of the first village
         assert all(item["kind"] == "verify_household" for item in inbox)
         assert 'fangpin_events_appended_total{event_type="RiskClueRaised",service="intake"} 5.0' in metrics
+        await asyncio.to_thread(check_cli_import, system.ports["intake"], tmp_path)
     finally:
         processes = dict(system.processes)
         await asyncio.to_thread(system.stop, said.append)

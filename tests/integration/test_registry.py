@@ -4,7 +4,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
-from tests.factories import VILLAGE, household, id_number, warning
+from tests.factories import household, id_number, warning
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """Pure rules, no I/O: ID numbers, household registration, warnings, clue routing, the hash chain,
 payload upcasting."""
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -11,7 +11,7 @@ from contracts.base import EventPayload, decode_payload, upcaster
 from contracts.envelope import verify_chain
 from contracts.intake import HouseholdRegistered, HouseholdUpdated, RiskClueRaised
 from contracts.screening import ClueAttachedToCase, VerificationCaseOpened
-from contracts.vocabulary import ClueChannel, LaborCapacity, RiskType, StaffRole
+from contracts.vocabulary import PriorityGroup, ClueChannel, LaborCapacity, RiskType, StaffRole
 from services.intake import domain as intake
 from services.notifier.domain import StaffMember, tasks_for_case_opened
 from services.screening.domain import OpenCase, take_clue
@@ -77,14 +77,40 @@ def test_registering_the_same_facts_again_changes_nothing_and_new_facts_update()
 
 
 def test_warnings_map_to_risk_types_through_the_catalogue():
-    assert intake.risk_types_of_warning("civil_affairs", "new_dibao", None) == [RiskType.INCOME_DROP]
-    assert intake.risk_types_of_warning("medical_insurance", "high_medical_expense", Decimal("9999.99")) == []
-    assert intake.risk_types_of_warning("medical_insurance", "high_medical_expense", Decimal("10000")) == [
+    assert intake.risk_types_of_warning("civil_affairs", "new_dibao", None, 2026) == [RiskType.INCOME_DROP]
+    assert intake.risk_types_of_warning("medical_insurance", "high_medical_expense", Decimal("9999.99"), 2026) == []
+    assert intake.risk_types_of_warning("medical_insurance", "high_medical_expense", Decimal("10000"), 2026) == [
         RiskType.ILLNESS, RiskType.EXPENSE_SURGE]
+    assert intake.risk_types_of_warning("medical_insurance", "high_medical_expense", None, 2026) == []
     with pytest.raises(intake.UnknownIndicator, match="no indicator"):
-        intake.risk_types_of_warning("civil_affairs", "lottery_win", None)
+        intake.risk_types_of_warning("civil_affairs", "lottery_win", None, 2026)
     with pytest.raises(intake.UnknownIndicator, match="unknown department"):
-        intake.risk_types_of_warning("tax", "new_dibao", None)
+        intake.risk_types_of_warning("tax", "new_dibao", None, 2026)
+
+
+def test_a_yearly_threshold_is_the_one_in_force_in_the_year_observed():
+    indicator = intake.Indicator((RiskType.ILLNESS,), ((2023, Decimal("8000")), (2025, Decimal("12000"))))
+    assert indicator.threshold_in(2022) is None
+    assert [indicator.threshold_in(y) for y in (2023, 2024, 2025, 2030)] == [Decimal("8000"), Decimal("8000"),
+                                                                             Decimal("12000"), Decimal("12000")]
+
+
+@pytest.mark.parametrize("department, indicator, risks, observed, status, expected", [
+    ("civil_affairs", "new_dibao", [RiskType.INCOME_DROP], 2026, "ordinary", [PriorityGroup.NEW_ALLOWANCE_OR_EXTREME_POVERTY]),
+    ("civil_affairs", "new_tekun", [RiskType.LACK_OF_LABOUR], 2026, "ordinary", [PriorityGroup.NEW_ALLOWANCE_OR_EXTREME_POVERTY]),
+    ("civil_affairs", "new_dibao", [RiskType.INCOME_DROP], 2025, "ordinary", []),  # not this year's
+    ("rural_revitalization", "income_fell_last_year", [RiskType.INCOME_DROP], 2026, "out_of_poverty", [PriorityGroup.INCOME_FELL_LAST_YEAR]),
+    ("rural_revitalization", "income_fell_two_years", [RiskType.INCOME_DROP], 2026, "out_of_poverty", [PriorityGroup.INCOME_FELL_LAST_YEAR]),
+    ("rural_revitalization", "income_fell_last_year", [RiskType.INCOME_DROP], 2026, "ordinary", []),  # never poor
+    ("rural_revitalization", "quarterly_income_fall", [RiskType.INCOME_DROP], 2026, "out_of_poverty", [PriorityGroup.QUARTERLY_INCOME_FALL]),
+    ("rural_revitalization", "quarterly_income_fall", [RiskType.INCOME_DROP], 2025, "out_of_poverty", []),
+    ("human_resources", "unemployment", [RiskType.UNSTABLE_EMPLOYMENT], 2020, "ordinary", [PriorityGroup.SHOCK]),
+    (None, None, [RiskType.ACCIDENT, RiskType.ILLNESS], 2026, "ordinary", [PriorityGroup.SHOCK]),  # a visit or declaration
+    (None, None, [RiskType.ILLNESS], 2026, "out_of_poverty", []),
+    ("civil_affairs", "relief_application", [RiskType.EXPENSE_SURGE], 2024, "ordinary", [PriorityGroup.RELIEF_APPLICATION]),
+])
+def test_priority_groups_of_the_concentrated_screening(department, indicator, risks, observed, status, expected):
+    assert intake.priority_groups(department, indicator, risks, observed, status, current_year=2026) == expected
 
 
 # --- screening and notifier ------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""Streamed NDJSON uploads, validated line by line and committed chunk by chunk."""
+from __future__ import annotations
+
+from fastapi import Request
+from pydantic import ValidationError
+
+from runtime.auth import Principal, command_metadata
+from runtime.service import ServiceContext, run_command
+
+
+async def run_ndjson_batch(request: Request, ctx: ServiceContext, principal: Principal, model, ingest, chunk_rows: int, invalid):
+    """Validate streamed NDJSON lines with `model` and hand chunks of `chunk_rows` to `ingest`,
+    each chunk in its own unit of work; yields what `ingest` returns, chunk by chunk."""
+    meta = command_metadata(principal, request)
+    chunk: list = []
+    async for line_number, raw in ndjson_lines(request):
+        try:
+            chunk.append((line_number, model.model_validate_json(raw)))
+        except ValidationError as exc:
+            chunk.append((line_number, invalid(line_number, exc)))
+        if len(chunk) >= chunk_rows:
+            yield await run_command(ctx, meta, lambda uow: ingest(uow, chunk))
+            chunk = []
+    if chunk:
+        yield await run_command(ctx, meta, lambda uow: ingest(uow, chunk))
+
+
+async def ndjson_lines(request: Request):
+    """(line number, bytes) of each non-blank line of a streamed NDJSON body, in constant memory."""
+    pending = b""
+    number = 0
+    async for piece in request.stream():
+        pending += piece
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            number += 1
+            if line.strip():
+                yield number, line
+    if pending.strip():
+        yield number + 1, pending
+
+
+def first_error(exc: ValidationError) -> dict:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or None
+    reason = "malformed JSON" if first.get("type") == "json_invalid" else first.get("msg", "invalid")
+    return {"field": field, "reason": reason}
+
+

@@ -1,0 +1,100 @@
+"""Grid-worker visits (网格员走访): weekly, with or without risk found; a visit with risks raises a clue."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field, field_validator
+
+from contracts.intake import VisitRecorded
+from contracts.vocabulary import ClueChannel, RiskType
+from runtime.auth import Principal, command_metadata, region_scope, require, require_region
+from runtime.eventstore import NewEvent, StreamHead
+from runtime.ids import new_id_str
+from runtime.paging import Page, PageRequest, make_page, page_request
+from runtime.problems import Problem, field_error
+from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
+from services.intake import store
+from services.intake.api.clues import new_clue
+
+router = APIRouter()
+VISITORS = require("grid_worker", "village_cadre", "work_team", "township_officer")
+
+
+class VisitIn(BaseModel):
+    household_id: str = Field(min_length=1, max_length=64)
+    worker_id: str = Field(min_length=1, max_length=64)
+    visited_at: datetime
+    risk_types: list[RiskType] = Field(default_factory=list, description="empty: no risk found")
+    notes: str | None = Field(None, max_length=2000)
+
+    @field_validator("visited_at")
+    @classmethod
+    def _with_zone(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-11-20T09:30:00+08:00")
+        return value
+
+
+class VisitOut(BaseModel):
+    visit_id: str
+    household_id: str
+    clue_id: str | None = Field(None, description="the clue the risks raised, if any")
+
+
+@router.post("/visits", status_code=201, response_model=VisitOut)
+async def record_visit(body: VisitIn, request: Request, principal: Principal = Depends(VISITORS),
+                       ctx: ServiceContext = Depends(get_context)):
+    if principal.role == "grid_worker" and body.worker_id != principal.sub:
+        raise Problem(403, "Forbidden", f"a grid worker records their own visits (token is {principal.sub})")
+    now = ctx.clock.now()
+    if body.visited_at > now + timedelta(minutes=5):
+        raise field_error("visited_at", "is in the future")
+
+    async def work(uow: UnitOfWork) -> VisitOut:
+        household = (await store.households_by_id(uow.session, [body.household_id])).get(body.household_id)
+        if household is None:
+            raise Problem(404, "Not found", f"no household {body.household_id}; register it first (POST /v1/households)")
+        require_region(principal, household.region_code)
+        visit_id = new_id_str()
+        clue_id = new_id_str() if body.risk_types else None
+        streams = [(StreamHead(f"visit-{visit_id}"), [NewEvent(
+            VisitRecorded(visit_id=visit_id, household_id=household.household_id, worker_id=body.worker_id,
+                          visited_at=body.visited_at, risk_types=body.risk_types, clue_id=clue_id),
+            household_id=household.household_id, region_code=household.region_code, occurred_at=body.visited_at)])]
+        if clue_id:
+            stream, clue_row = new_clue(clue_id, household, ClueChannel.GRID_VISIT, now, list(body.risk_types),
+                                        worker_id=body.worker_id, source_record_id=visit_id, observed_at=body.visited_at)
+            streams.append(stream)
+            await store.insert_clues(uow.session, [clue_row])
+        await uow.append_many(streams)
+        await store.record_visit(uow.session, {
+            "visit_id": visit_id, "household_id": household.household_id, "worker_id": body.worker_id,
+            "visited_at": body.visited_at, "risk_types": [r.value for r in body.risk_types], "notes": body.notes,
+            "clue_id": clue_id, "recorded_at": now})
+        return VisitOut(visit_id=visit_id, household_id=household.household_id, clue_id=clue_id)
+
+    return await run_command(ctx, command_metadata(principal, request), work)
+
+
+class OverdueView(BaseModel):
+    household_id: str
+    region_code: str
+    grid_worker_id: str | None
+    last_visited_at: datetime | None = Field(description="null: never visited")
+
+
+@router.get("/visits/overdue", response_model=Page[OverdueView])
+async def overdue_visits(
+    region: str | None = None,
+    page: PageRequest = Depends(page_request),
+    principal: Principal = Depends(require()),
+    ctx: ServiceContext = Depends(get_context),
+):
+    """Households not visited in the last `visit_interval_days` (7: weekly visits are the rule)."""
+    scope = region_scope(principal, region)
+    before = ctx.clock.now() - timedelta(days=ctx.settings.visit_interval_days)
+    async with ctx.sessions() as session:
+        rows = await store.overdue_visits_page(session, scope, before, page.after, page.limit + 1)
+    return make_page(rows, page, key=lambda r: r.household_id,
+                     item=lambda r: OverdueView.model_validate(r, from_attributes=True))
