@@ -1,4 +1,4 @@
-"""Pure decisions of screening."""
+"""Clues into verification cases: one open case per household."""
 from __future__ import annotations
 
 from dataclasses import dataclass

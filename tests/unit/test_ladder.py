@@ -1,0 +1,214 @@
+"""screening's pure rules: monitoring lines, the eligibility recommendation, and every allowed and
+refused transition of the identification ladder."""
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from contracts.vocabulary import RiskType
+from services.screening.domain import Findings, MissingMonitoringLine, MonitoringLines, recommend
+from services.screening.domain.ladder import (
+    NOTICE_DAYS, ROLES, CaseState, Category, CloseNotice, CountyDecision, Deliberate, LadderRefused, RaiseObjection,
+    RecordVerification, ResolveObjection, Step, TownshipReview, apply, decide,
+)
+
+TODAY = date(2026, 11, 20)
+LINE = Decimal("7900")
+
+
+def findings(**overrides) -> Findings:
+    values = dict(per_capita_net_income=Decimal("9000"), rigid_expenditure=Decimal("0"), education_ok=True,
+                  medical_ok=True, housing_safe=True, water_safe=True)
+    values.update(overrides)
+    return Findings(**values)
+
+
+# --- monitoring lines ----------------------------------------------------------------------------
+
+def test_the_most_specific_prefix_with_a_line_for_the_year_wins():
+    lines = MonitoringLines({("34", 2023): Decimal("7000"), ("3404", 2023): Decimal("7900"),
+                             ("340421", 2024): Decimal("8200")})
+    assert lines.line_for("340421001001", 2023) == Decimal("7900")  # 340421 has none for 2023
+    assert lines.line_for("340421001001", 2024) == Decimal("8200")
+    assert lines.line_for("341100001001", 2023) == Decimal("7000")
+
+
+def test_a_missing_line_is_a_configuration_error_not_a_default():
+    lines = MonitoringLines({("3404", 2023): Decimal("7900")})
+    with pytest.raises(MissingMonitoringLine, match="3404010010 in 2024"):
+        lines.line_for("3404010010", 2024)
+    with pytest.raises(MissingMonitoringLine):
+        lines.line_for("410721001001", 2023)
+
+
+def test_lines_load_from_the_shipped_table_and_refuse_a_bad_one(tmp_path):
+    shipped = Path(__file__).parents[2] / "services/screening/data/monitoring-lines-demo.csv"
+    assert MonitoringLines.from_csv(shipped).line_for("340404001001", 2023) == Decimal("7900")
+    bad = tmp_path / "lines.csv"
+    bad.write_text("prefix,year,yuan\n3404,2023,7900\n3404,2023,8000\n")
+    with pytest.raises(ValueError, match="given twice"):
+        MonitoringLines.from_csv(bad)
+
+
+# --- eligibility ------------------------------------------------------------------------------------
+
+def test_income_at_or_above_the_line_with_everything_assured_is_not_eligible():
+    advice = recommend(findings(per_capita_net_income=LINE), LINE)
+    assert not advice.eligible and "at or above" in advice.reasons[0]
+
+
+def test_income_under_the_line_is_eligible():
+    advice = recommend(findings(per_capita_net_income=Decimal("7899.99")), LINE)
+    assert advice.eligible and advice.reasons == ("per-capita net income 7899.99 is under the monitoring line 7900",)
+
+
+def test_rigid_expenditure_the_income_cannot_bear_is_eligible():
+    advice = recommend(findings(per_capita_net_income=Decimal("12000"), rigid_expenditure=Decimal("5000")), LINE)
+    assert advice.eligible and "rigid expenditure 5000 leaves 7000" in advice.reasons[0]
+    assert not recommend(findings(per_capita_net_income=Decimal("12000"), rigid_expenditure=Decimal("4000")), LINE).eligible
+
+
+@pytest.mark.parametrize("guarantee, words", [("education_ok", "compulsory education"), ("medical_ok", "basic medical care"),
+                                               ("housing_safe", "safe housing"), ("water_safe", "safe drinking water")])
+def test_each_unmet_guarantee_and_unsafe_water_is_eligible(guarantee, words):
+    advice = recommend(findings(**{guarantee: False}), LINE)
+    assert advice.eligible and advice.reasons == (f"{words} is not assured",)
+
+
+def test_every_reason_found_is_given():
+    advice = recommend(findings(per_capita_net_income=Decimal("5000"), housing_safe=False, water_safe=False), LINE)
+    assert len(advice.reasons) == 3
+
+
+# --- the ladder -----------------------------------------------------------------------------------
+
+def case(step: Step = Step.VERIFICATION_VISIT, **overrides) -> CaseState:
+    return CaseState("c1", "H1", "410721001001", step=step, **overrides)
+
+
+def run(state: CaseState, command, role: str, today: date = TODAY) -> CaseState:
+    for event in decide(state, command, role, today):
+        state = apply(state, event)
+    return state
+
+
+def to_notice() -> CaseState:
+    state = run(case(), RecordVerification(findings(per_capita_net_income=Decimal("6000")), LINE), "grid_worker")
+    return run(state, Deliberate("propose", attendees=9), "village_cadre")
+
+
+def test_the_whole_ladder_to_an_approval():
+    state = case(risk_types=(RiskType.ILLNESS,))
+    events = decide(state, RecordVerification(findings(per_capita_net_income=Decimal("6000")), LINE), "work_team", TODAY)
+    assert [e.kind for e in events] == ["HouseholdVerified"] and events[0].data["eligible"]
+    assert events[0].data["risk_types"] == [RiskType.ILLNESS]  # the clues' risk types unless the visit names others
+    state = apply(state, events[0])
+    assert state.step is Step.VILLAGE_DELIBERATION
+
+    events = decide(state, Deliberate("propose", attendees=11, minutes="agreed"), "village_cadre", TODAY)
+    assert [e.kind for e in events] == ["VillageDeliberated", "PublicNoticePosted"]
+    assert events[1].data["ends_on"] == TODAY + timedelta(days=NOTICE_DAYS)
+    state = run(state, Deliberate("propose", attendees=11), "village_cadre")
+    assert state.step is Step.PUBLIC_NOTICE
+
+    assert decide(state, CloseNotice(), "scheduler", TODAY + timedelta(days=NOTICE_DAYS - 1)) == []
+    state = run(state, CloseNotice(), "scheduler", TODAY + timedelta(days=NOTICE_DAYS))
+    assert state.step is Step.TOWNSHIP_REVIEW
+    state = run(state, TownshipReview("pass"), "township_officer")
+    assert state.step is Step.COUNTY_DECISION
+    events = decide(state, CountyDecision("approve", Category.SUDDEN_HARDSHIP, (RiskType.ILLNESS,)), "county_officer", TODAY)
+    assert [e.kind for e in events] == ["CountyDecided", "SubjectIdentified"]
+    assert events[1].data == {"category": Category.SUDDEN_HARDSHIP, "risk_types": [RiskType.ILLNESS]}
+    assert apply(state, events[-1]).step is Step.CLOSED
+
+
+def test_the_village_not_proposing_closes_the_case_as_rejected():
+    state = run(case(), RecordVerification(findings(), LINE), "village_cadre")
+    events = decide(state, Deliberate("not_propose", attendees=8, minutes="income is sufficient"), "village_cadre", TODAY)
+    assert [e.kind for e in events] == ["VillageDeliberated", "IdentificationRejected"]
+    assert events[1].data == {"level": "village", "reason": "income is sufficient"}
+
+
+def test_an_upheld_objection_returns_the_case_to_the_village_and_a_dismissed_one_does_not():
+    state = run(to_notice(), RaiseObjection("o1", by="a neighbour", reason="owns a truck"), "village_cadre")
+    assert state.open_objections == {"o1"}
+    assert decide(state, CloseNotice(), "scheduler", TODAY + timedelta(days=30)) == [], "an open objection holds the notice"
+    dismissed = run(state, ResolveObjection("o1", upheld=False), "township_officer")
+    assert dismissed.step is Step.PUBLIC_NOTICE and not dismissed.open_objections
+    assert run(dismissed, CloseNotice(), "scheduler", TODAY + timedelta(days=5)).step is Step.TOWNSHIP_REVIEW
+
+    events = decide(state, ResolveObjection("o1", upheld=True, note="the truck is his"), "township_officer", TODAY)
+    assert [e.kind for e in events] == ["ObjectionResolved", "CaseReturned"]
+    returned = run(state, ResolveObjection("o1", upheld=True), "township_officer")
+    assert returned.step is Step.VILLAGE_DELIBERATION and returned.notice_ends is None
+
+
+def test_objections_only_while_the_notice_runs_and_only_open_ones_are_resolved():
+    state = to_notice()
+    with pytest.raises(LadderRefused, match="ended"):
+        decide(state, RaiseObjection("o1", "x", "y"), "village_cadre", TODAY + timedelta(days=NOTICE_DAYS))
+    with pytest.raises(LadderRefused, match="no open objection") as refused:
+        decide(state, ResolveObjection("o9", upheld=True), "township_officer", TODAY)
+    assert refused.value.status == 404
+
+
+def test_the_township_returns_the_case_to_a_new_verification_visit():
+    state = run(to_notice(), CloseNotice(), "scheduler", TODAY + timedelta(days=NOTICE_DAYS))
+    events = decide(state, TownshipReview("return", "income evidence missing"), "township_officer", TODAY)
+    assert [e.kind for e in events] == ["TownshipReviewed", "CaseReturned"]
+    assert run(state, TownshipReview("return"), "township_officer").step is Step.VERIFICATION_VISIT
+
+
+def test_the_county_rejects_with_a_reason_and_approves_only_with_category_and_risks():
+    state = case(Step.COUNTY_DECISION)
+    events = decide(state, CountyDecision("reject", reason="income above the line on comparison"), "county_officer", TODAY)
+    assert [e.kind for e in events] == ["CountyDecided", "IdentificationRejected"]
+    assert events[1].data == {"level": "county", "reason": "income above the line on comparison"}
+    for incomplete in (CountyDecision("reject"), CountyDecision("approve", None, (RiskType.ILLNESS,)),
+                       CountyDecision("approve", Category.MARGINAL_AT_RISK, ())):
+        with pytest.raises(LadderRefused) as refused:
+            decide(state, incomplete, "county_officer", TODAY)
+        assert refused.value.status == 422
+
+
+COMMANDS = {
+    Step.VERIFICATION_VISIT: RecordVerification(findings(), LINE),
+    Step.VILLAGE_DELIBERATION: Deliberate("propose", attendees=5),
+    Step.PUBLIC_NOTICE: RaiseObjection("o1", "x", "y"),
+    Step.TOWNSHIP_REVIEW: TownshipReview("pass"),
+    Step.COUNTY_DECISION: CountyDecision("reject", reason="r"),
+}
+STAFF = ("grid_worker", "village_cadre", "work_team", "township_officer", "county_officer", "helper")
+
+
+@pytest.mark.parametrize("at", list(COMMANDS))
+@pytest.mark.parametrize("step", list(COMMANDS))
+def test_a_step_out_of_order_is_refused_naming_the_expected_step(at, step):
+    state = case(at, notice_ends=TODAY + timedelta(days=5) if at is Step.PUBLIC_NOTICE else None)
+    role = ROLES[step][0]
+    if at is step:
+        assert decide(state, COMMANDS[step], role, TODAY)
+        return
+    with pytest.raises(LadderRefused) as refused:
+        decide(state, COMMANDS[step], role, TODAY)
+    assert refused.value.status == 409 and refused.value.expected_step is at
+    assert at.value in str(refused.value)
+
+
+@pytest.mark.parametrize("role", STAFF)
+@pytest.mark.parametrize("step", list(COMMANDS))
+def test_only_the_steps_roles_may_take_it(step, role):
+    state = case(step, notice_ends=TODAY + timedelta(days=5) if step is Step.PUBLIC_NOTICE else None)
+    if role in ROLES[step]:
+        assert decide(state, COMMANDS[step], role, TODAY)
+        return
+    with pytest.raises(LadderRefused) as refused:
+        decide(state, COMMANDS[step], role, TODAY)
+    assert refused.value.status == 403 and refused.value.allowed_roles == ROLES[step]
+
+
+def test_a_closed_case_takes_no_step():
+    for command in COMMANDS.values():
+        with pytest.raises(LadderRefused, match="closed"):
+            decide(case(Step.CLOSED), command, "county_officer", TODAY)
