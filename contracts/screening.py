@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
+from typing import Literal
 
 from contracts.base import EventPayload
 from contracts.vocabulary import RiskType
@@ -28,3 +30,88 @@ class ClueAttachedToCase(_ScreeningEvent):
     household_id: str
     clue_id: str
     risk_types: list[RiskType]
+
+
+class _CaseStep(_ScreeningEvent):
+    """A step of the identification ladder; `step` is where the case stands after it."""
+
+    case_id: str
+    household_id: str
+    step: str
+
+
+class HouseholdVerified(_CaseStep):
+    """The verification visit's findings (入户核查) and the eligibility recommendation they give."""
+
+    per_capita_net_income: Decimal
+    rigid_expenditure: Decimal
+    education_ok: bool
+    medical_ok: bool
+    housing_safe: bool
+    water_safe: bool
+    monitoring_line: Decimal
+    eligible: bool
+    reasons: list[str]
+    risk_types: list[RiskType]
+
+
+class VillageDeliberated(_CaseStep):
+    """村级评议: `propose` posts the public notice; `not_propose` ends the case."""
+
+    decision: Literal["propose", "not_propose"]
+    attendees: int
+    minutes: str = ""
+
+
+class PublicNoticePosted(_CaseStep):
+    """公示: objections may be raised until `ends_on`."""
+
+    ends_on: date
+
+
+class ObjectionRaised(_CaseStep):
+    objection_id: str
+    by: str
+    reason: str
+
+
+class ObjectionResolved(_CaseStep):
+    objection_id: str
+    upheld: bool
+    note: str = ""
+
+
+class CaseReturned(_CaseStep):
+    """Sent back down the ladder: by an upheld objection (to the village) or by the township (to a new visit)."""
+
+    by: str
+    reason: str
+
+
+class PublicNoticeClosed(_CaseStep):
+    ended_on: date
+
+
+class TownshipReviewed(_CaseStep):
+    """乡镇初审."""
+
+    decision: Literal["pass", "return"]
+    comment: str = ""
+
+
+class CountyDecided(_CaseStep):
+    """县级审定."""
+
+    decision: Literal["approve", "reject"]
+
+
+class SubjectIdentified(_CaseStep):
+    """The household is a monitoring subject (监测对象) of `category` with these risk types."""
+
+    category: str
+    risk_types: list[RiskType]
+
+
+class IdentificationRejected(_CaseStep):
+    level: Literal["village", "county"]
+    reason: str

@@ -52,7 +52,8 @@ def create_app(
         stop = asyncio.Event()
         jobs = [app.state.relay.run(stop), app.state.consumer.run(stop)]
         jobs += [
-            run_periodically(stop, every, (lambda job=job: job(ctx)), getattr(job, "__name__", "job"))
+            run_periodically(stop, getattr(settings, every) if isinstance(every, str) else every,
+                             (lambda job=job: job(ctx)), getattr(job, "__name__", "job"))
             for every, job in definition.periodic
         ]
         tasks = [asyncio.create_task(job) for job in jobs]

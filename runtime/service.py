@@ -83,7 +83,8 @@ class ServiceDefinition:
     routers: list[APIRouter] = field(default_factory=list)
     consumes: tuple[str, ...] = ()  # producing services whose topics this service reads
     handlers: dict[str, EventHandler] = field(default_factory=dict)  # event_type -> handler
-    periodic: list[tuple[float, Callable[[ServiceContext], Awaitable[None]]]] = field(default_factory=list)
+    # (seconds, or the name of the setting that holds them; job)
+    periodic: list[tuple[float | str, Callable[[ServiceContext], Awaitable[None]]]] = field(default_factory=list)
     description: str = ""
 
 

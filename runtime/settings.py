@@ -45,7 +45,13 @@ class Settings(BaseSettings):
     visit_interval_days: int = 7  # grid workers visit each household weekly
     # The page the QR code on a household's leaflet opens (一户一码); the household's token is appended.
     declaration_url: str = "http://127.0.0.1:8101/declare"
-    verification_due_days: int = 7
+    # Days each step of the identification ladder may take before it is overdue (the notice's own
+    # five days are fixed by the rules, not a setting).
+    step_due_days: dict[str, int] = Field(default_factory=lambda: {
+        "verification_visit": 7, "village_deliberation": 7, "township_review": 5, "county_decision": 7})
+    # CSV (prefix,year,yuan) of monitoring lines; unset: the demo table shipped with screening.
+    monitoring_lines: str | None = None
+    notice_check_seconds: float = 60.0
     http_host: str = "127.0.0.1"
     http_port: int = 8101
     log_level: str = "info"

@@ -1,17 +1,27 @@
-"""screening's HTTP surface: verification cases."""
+"""screening's HTTP surface: verification cases, the steps of the identification ladder, subjects."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
 
-from fastapi import APIRouter, Depends
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
 
 from runtime.auth import Principal, region_scope, require, require_region
 from runtime.eventstore import EventStore
 from runtime.paging import Page, PageRequest, make_page, page_request
 from runtime.problems import Problem
-from runtime.service import ServiceContext, get_context
+from contracts.vocabulary import RiskType
+from runtime.auth import command_metadata
+from runtime.ids import new_id_str
+from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
+from runtime.settings import Settings
 from services.screening import store
+from services.screening.domain import Findings, MissingMonitoringLine, MonitoringLines, ladder
+from services.screening.handlers import take_step
 
 router = APIRouter(prefix="/v1", tags=["screening"])
 STAFF = require(kinds=("staff",))
@@ -28,6 +38,8 @@ class CaseView(BaseModel):
     clue_ids: list[str]
     opened_at: datetime
     updated_at: datetime
+    notice_ends: date | None = None
+    outcome: str | None = Field(None, description="identified or rejected, once the case is closed")
 
 
 class HistoryEntry(BaseModel):
@@ -68,3 +80,162 @@ async def get_case(case_id: str, principal: Principal = Depends(STAFF), ctx: Ser
         for e in stream.events
     ]
     return CaseDetail(**CaseView.model_validate(row, from_attributes=True).model_dump(), history=history)
+
+
+# --- the ladder ----------------------------------------------------------------------------------
+
+@lru_cache(maxsize=4)
+def monitoring_lines(path: str | None) -> MonitoringLines:
+    return MonitoringLines.from_csv(Path(path) if path else Path(__file__).parent / "data" / "monitoring-lines-demo.csv")
+
+
+def line_for(settings: Settings, region_code: str, year: int) -> Decimal:
+    try:
+        return monitoring_lines(settings.monitoring_lines).line_for(region_code, year)
+    except MissingMonitoringLine as exc:
+        raise Problem(500, "Configuration error", str(exc), type_="https://fangpin.dev/problems/missing-monitoring-line") from exc
+
+
+async def step(ctx: ServiceContext, principal: Principal, request: Request, case_id: str, make_command):
+    """Take one ladder step for `principal`; refusals name the step the case expects and who may take it."""
+    async def work(uow: UnitOfWork):
+        try:
+            await take_step(uow, case_id, principal.role, lambda region: require_region(principal, region), make_command)
+        except ladder.LadderRefused as refused:
+            raise Problem(refused.status, {403: "Forbidden", 404: "Not found", 409: "Out of order", 422: "Invalid request"}
+                          .get(refused.status, "Refused"), str(refused), expected_step=refused.expected_step.value,
+                          allowed_roles=list(refused.allowed_roles)) from None
+
+    await run_command(ctx, command_metadata(principal, request), work)
+    async with ctx.sessions() as session:
+        row = await store.case_row(session, case_id)
+    return CaseView.model_validate(row, from_attributes=True)
+
+
+class VerificationIn(BaseModel):
+    per_capita_net_income: Decimal = Field(max_digits=12, decimal_places=2, description="yuan per person per year")
+    rigid_expenditure: Decimal = Field(Decimal(0), ge=0, max_digits=12, decimal_places=2,
+                                       description="yuan per person per year the household cannot avoid")
+    education_ok: bool
+    medical_ok: bool
+    housing_safe: bool
+    water_safe: bool
+    risk_types: list[RiskType] = Field(default_factory=list, description="empty: the clues' risk types")
+    notes: str | None = Field(None, max_length=4000)
+
+
+@router.post("/cases/{case_id}/verification", response_model=CaseView)
+async def record_verification(case_id: str, body: VerificationIn, request: Request,
+                              principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    """入户核查: the visit's findings; the answer's history carries the eligibility recommendation and its reasons."""
+    findings = Findings(body.per_capita_net_income, body.rigid_expenditure, body.education_ok, body.medical_ok,
+                        body.housing_safe, body.water_safe)
+    year = ctx.clock.now().year
+    return await step(ctx, principal, request, case_id, lambda state: ladder.RecordVerification(
+        findings, line_for(ctx.settings, state.region_code, year), tuple(body.risk_types)))
+
+
+class DeliberationIn(BaseModel):
+    decision: Literal["propose", "not_propose"]
+    attendees: int = Field(ge=1, le=1000)
+    minutes: str = Field("", max_length=4000)
+
+
+@router.post("/cases/{case_id}/village-deliberation", response_model=CaseView)
+async def village_deliberation(case_id: str, body: DeliberationIn, request: Request,
+                               principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    """村级评议: `propose` posts the five-day public notice; `not_propose` closes the case."""
+    return await step(ctx, principal, request, case_id,
+                      lambda state: ladder.Deliberate(body.decision, body.attendees, body.minutes))
+
+
+class ObjectionIn(BaseModel):
+    by: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class ObjectionOut(BaseModel):
+    objection_id: str = Field(description="resolve it at .../objections/{objection_id}/resolution")
+    case: CaseView
+
+
+@router.post("/cases/{case_id}/objections", response_model=ObjectionOut, status_code=201)
+async def raise_objection(case_id: str, body: ObjectionIn, request: Request,
+                          principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    """An objection during the public notice; it holds the notice open until resolved."""
+    objection_id = new_id_str()
+    case = await step(ctx, principal, request, case_id,
+                      lambda state: ladder.RaiseObjection(objection_id, body.by, body.reason))
+    return ObjectionOut(objection_id=objection_id, case=case)
+
+
+class ResolutionIn(BaseModel):
+    upheld: bool
+    note: str = Field("", max_length=4000)
+
+
+@router.post("/cases/{case_id}/objections/{objection_id}/resolution", response_model=CaseView)
+async def resolve_objection(case_id: str, objection_id: str, body: ResolutionIn, request: Request,
+                            principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    """An upheld objection returns the case to the village deliberation."""
+    return await step(ctx, principal, request, case_id,
+                      lambda state: ladder.ResolveObjection(objection_id, body.upheld, body.note))
+
+
+class TownshipReviewIn(BaseModel):
+    decision: Literal["pass", "return"]
+    comment: str = Field("", max_length=4000)
+
+
+@router.post("/cases/{case_id}/township-review", response_model=CaseView)
+async def township_review(case_id: str, body: TownshipReviewIn, request: Request,
+                          principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    """乡镇初审: `return` sends the case back to a new verification visit."""
+    return await step(ctx, principal, request, case_id, lambda state: ladder.TownshipReview(body.decision, body.comment))
+
+
+class CountyDecisionIn(BaseModel):
+    decision: Literal["approve", "reject"]
+    category: ladder.Category | None = None
+    risk_types: list[RiskType] = Field(default_factory=list)
+    reason: str = Field("", max_length=4000)
+
+
+@router.post("/cases/{case_id}/county-decision", response_model=CaseView)
+async def county_decision(case_id: str, body: CountyDecisionIn, request: Request,
+                          principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    """县级审定: approve with category and risk types (the household becomes a monitoring subject), or reject with a reason."""
+    return await step(ctx, principal, request, case_id, lambda state: ladder.CountyDecision(
+        body.decision, body.category, tuple(body.risk_types), body.reason))
+
+
+class SubjectView(BaseModel):
+    household_id: str
+    region_code: str
+    case_id: str
+    category: str
+    risk_types: list[str]
+    status: str
+    protected: bool
+    identified_at: datetime
+    updated_at: datetime
+
+
+@router.get("/subjects", response_model=Page[SubjectView])
+async def list_subjects(region: str | None = None, status: str | None = None, page: PageRequest = Depends(page_request),
+                        principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    scope = region_scope(principal, region)
+    async with ctx.sessions() as session:
+        rows = await store.subject_page(session, scope, status, page.after, page.limit + 1)
+    return make_page(rows, page, key=lambda r: r.household_id,
+                     item=lambda r: SubjectView.model_validate(r, from_attributes=True))
+
+
+@router.get("/subjects/{household_id}", response_model=SubjectView)
+async def get_subject(household_id: str, principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    async with ctx.sessions() as session:
+        row = await store.subject_row(session, household_id)
+    if row is None:
+        raise Problem(404, "Not found", f"household {household_id} is not a monitoring subject")
+    require_region(principal, row.region_code)
+    return SubjectView.model_validate(row, from_attributes=True)

@@ -8,4 +8,5 @@ SERVICE = ServiceDefinition(
     routers=[api.router],
     consumes=("intake",),
     handlers=handlers.HANDLERS,
+    periodic=[("notice_check_seconds", handlers.close_due_notices)],
 )

@@ -212,3 +212,23 @@ def test_a_closed_case_takes_no_step():
     for command in COMMANDS.values():
         with pytest.raises(LadderRefused, match="closed"):
             decide(case(Step.CLOSED), command, "county_officer", TODAY)
+
+
+def test_a_case_folds_back_from_its_published_events():
+    from contracts.screening import ClueAttachedToCase, VerificationCaseOpened
+    from services.screening.domain.ladder import as_contract, case_from_history
+
+    opened = VerificationCaseOpened(case_id="c1", household_id="H1", region_code="410721001001", clue_id="k1",
+                                    risk_types=[RiskType.ILLNESS], step="verification_visit", due_date=TODAY)
+    attached = ClueAttachedToCase(case_id="c1", household_id="H1", clue_id="k2", risk_types=[RiskType.HOUSING])
+    state = case_from_history([opened, attached])
+    assert state.risk_types == (RiskType.ILLNESS, RiskType.HOUSING) and state.step is Step.VERIFICATION_VISIT
+    history = [opened, attached]
+    for command, role in ((RecordVerification(findings(per_capita_net_income=Decimal("6000")), LINE), "grid_worker"),
+                          (Deliberate("propose", attendees=7), "village_cadre"),
+                          (RaiseObjection("o1", "a neighbour", "owns a truck"), "village_cadre")):
+        for event in decide(state, command, role, TODAY):
+            history.append(type(as_contract(state, event)).model_validate_json(as_contract(state, event).model_dump_json()))
+            state = apply(state, event)
+    assert case_from_history(history) == state
+    assert state.step is Step.PUBLIC_NOTICE and state.open_objections == {"o1"} and state.eligible

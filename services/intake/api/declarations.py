@@ -127,6 +127,6 @@ async def declare(body: DeclarationIn, request: Request, principal: Principal = 
             "phone_cipher": vault.encrypt(body.phone), "risk_types": [r.value for r in body.risk_types],
             "description": body.description, "clue_id": clue_id, "declared_at": now})
         return DeclarationOut(declaration_id=declaration_id, clue_id=clue_id,
-                              message=f"received; your village will verify it within {ctx.settings.verification_due_days} days")
+                              message=f"received; your village will verify it within {ctx.settings.step_due_days['verification_visit']} days")
 
     return await run_command(ctx, command_metadata(principal, request), work)

@@ -7,12 +7,14 @@ LadderRefused naming the step the case expects and who may take it. `apply` fold
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
+from contracts.base import EventPayload, payload_class
+from contracts.screening import ClueAttachedToCase, VerificationCaseOpened
 from contracts.vocabulary import RiskType
 from services.screening.domain.eligibility import Findings, recommend
 
@@ -146,7 +148,7 @@ def decide(state: CaseState, command: Command, actor_role: str, today: date) -> 
         case RecordVerification(findings=findings, monitoring_line=line, risk_types=risks):
             advice = recommend(findings, line)
             return [LadderEvent("HouseholdVerified", Step.VILLAGE_DELIBERATION, {
-                "eligible": advice.eligible, "reasons": list(advice.reasons), "monitoring_line": line,
+                **asdict(findings), "eligible": advice.eligible, "reasons": list(advice.reasons), "monitoring_line": line,
                 "risk_types": list(risks) or list(state.risk_types)})]
         case Deliberate(decision="propose", attendees=attendees, minutes=minutes):
             return [LadderEvent("VillageDeliberated", Step.PUBLIC_NOTICE,
@@ -210,4 +212,25 @@ def apply(state: CaseState, event: LadderEvent) -> CaseState:
             return replace(state, open_objections=state.open_objections - {event.data["objection_id"]})
         case "CaseReturned":
             return replace(state, notice_ends=None, open_objections=frozenset())
+    return state
+
+
+def as_contract(state: CaseState, event: LadderEvent) -> EventPayload:
+    """The published form of a ladder event (contracts/screening.py)."""
+    cls = payload_class(event.kind)
+    return cls(case_id=state.case_id, household_id=state.household_id, step=event.step_after.value, **event.data)
+
+
+def case_from_history(history: list[EventPayload]) -> CaseState:
+    """Fold a case stream (VerificationCaseOpened first) into the state the ladder decides on."""
+    opened = history[0]
+    if not isinstance(opened, VerificationCaseOpened):
+        raise ValueError(f"a case stream starts with VerificationCaseOpened, not {opened.event_type}")
+    state = CaseState(opened.case_id, opened.household_id, opened.region_code, step=Step(opened.step),
+                      risk_types=tuple(opened.risk_types))
+    for payload in history[1:]:
+        if isinstance(payload, ClueAttachedToCase):
+            state = replace(state, risk_types=tuple(dict.fromkeys([*state.risk_types, *payload.risk_types])))
+        else:
+            state = apply(state, LadderEvent(payload.event_type, Step(payload.step), payload.model_dump()))
     return state
