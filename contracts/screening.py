@@ -32,6 +32,14 @@ class ClueAttachedToCase(_ScreeningEvent):
     risk_types: list[RiskType]
 
 
+class SubjectRiskAdded(_ScreeningEvent):
+    """A clue about a household already monitored: a new risk of the subject, not a new case."""
+
+    household_id: str
+    clue_id: str
+    risk_types: list[RiskType]
+
+
 class _CaseStep(_ScreeningEvent):
     """A step of the identification ladder; `step` is where the case stands after it."""
 

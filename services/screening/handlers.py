@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from contracts.base import decode_payload
 from contracts.envelope import Actor, EventEnvelope
-from contracts.screening import IdentificationRejected, SubjectIdentified, VerificationCaseOpened
+from contracts.screening import IdentificationRejected, SubjectIdentified, SubjectRiskAdded, VerificationCaseOpened
 from runtime.eventstore import EventMetadata, NewEvent
 from runtime.ids import new_id_str
 from runtime.problems import Problem
@@ -20,10 +20,18 @@ from services.screening.domain import ladder
 async def on_risk_clue_raised(uow: UnitOfWork, envelope: EventEnvelope) -> None:
     clue = decode_payload(envelope)
     open_case = await store.open_case_of(uow.session, clue.household_id)
+    subject = await store.monitored_subject(uow.session, clue.household_id)
     now = uow.ctx.clock.now()
     new = domain.take_clue(open_case, clue, envelope.region_code, new_id_str(), now.date(),
-                           uow.ctx.settings.step_due_days["verification_visit"])
+                           uow.ctx.settings.step_due_days["verification_visit"], subject)
     for event in new:
+        if isinstance(event, SubjectRiskAdded):
+            stream = await uow.events.load(f"subject-{clue.household_id}")
+            await uow.append(stream.stream_id, stream.position, [
+                NewEvent(event, household_id=clue.household_id, region_code=envelope.region_code)])
+            await store.add_subject_risk(uow.session, clue.household_id, clue.clue_id,
+                                         [r.value for r in event.risk_types], now)
+            continue
         stream = f"case-{event.case_id}"
         position = 0 if isinstance(event, VerificationCaseOpened) else (await uow.events.load(stream)).position
         await uow.append(stream, position, [NewEvent(event, household_id=clue.household_id, region_code=envelope.region_code)])
@@ -74,7 +82,7 @@ async def take_step(uow: UnitOfWork, case_id: str, actor_role: str, region_check
             await store.save_subject(uow.session, {
                 "household_id": state.household_id, "region_code": state.region_code, "case_id": state.case_id,
                 "category": payload.category, "risk_types": [r.value for r in payload.risk_types],
-                "status": "monitored", "protected": False, "identified_at": now, "updated_at": now})
+                "status": "monitored", "protected": False, "clue_ids": [], "identified_at": now, "updated_at": now})
         elif isinstance(payload, IdentificationRejected):
             progress.update(status="closed", outcome="rejected")
     await store.save_case_progress(uow.session, state.case_id, progress)

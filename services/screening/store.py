@@ -6,7 +6,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.screening.domain import OpenCase
+from services.screening.domain import MonitoredSubject, OpenCase
 
 metadata = sa.MetaData()
 
@@ -35,6 +35,7 @@ subjects = sa.Table(
     sa.Column("risk_types", pg.ARRAY(sa.Text), nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("protected", sa.Boolean, nullable=False),
+    sa.Column("clue_ids", pg.ARRAY(sa.Text), nullable=False),  # clues taken as new risks while monitored
     sa.Column("identified_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -92,3 +93,16 @@ async def notices_due(session: AsyncSession, today) -> list[str]:
         sa.select(cases.c.case_id).where(cases.c.step == "public_notice", cases.c.notice_ends <= today)
         .order_by(cases.c.notice_ends).limit(500))
     return list(rows.scalars())
+
+
+async def monitored_subject(session: AsyncSession, household_id: str) -> MonitoredSubject | None:
+    row = (await session.execute(sa.select(subjects.c.household_id, subjects.c.clue_ids).where(
+        subjects.c.household_id == household_id, subjects.c.status == "monitored"))).first()
+    return MonitoredSubject(row.household_id, tuple(row.clue_ids)) if row else None
+
+
+async def add_subject_risk(session: AsyncSession, household_id: str, clue_id: str, risk_types: list[str], now) -> None:
+    await session.execute(sa.update(subjects).where(subjects.c.household_id == household_id).values(
+        clue_ids=subjects.c.clue_ids + [clue_id],
+        risk_types=sa.func.array(sa.select(sa.func.unnest(subjects.c.risk_types + risk_types)).distinct().scalar_subquery()),
+        updated_at=now))

@@ -92,3 +92,18 @@ async def test_ladders_end_in_approval_rejection_return_and_upheld_objection(run
         assert verified["payload"]["reasons"] == ["per-capita net income 6200.00 is under the monitoring line 8000"]
         assert history[4]["actor"]["id"] == "screening-scheduler"
         assert history[-1]["actor"]["role"] == "county_officer"
+
+        # A new clue about a monitored subject is a new risk of the subject, not a new case.
+        r = await intake.post("/v1/warnings", headers=system.token("department_system", kind="system", sub="hr",
+                                                                   department="human_resources"),
+                              json=warning("HR-1", id_number(1), department="human_resources", indicator="unemployment"))
+        assert r.status_code == 201, r.text
+
+        async def risk_added():
+            subject = (await screening.get("/v1/subjects/approved", headers=county)).json()
+            return subject if "unstable_employment" in subject["risk_types"] else None
+
+        subject = await eventually(risk_added)
+        assert sorted(subject["risk_types"]) == ["income_drop", "unstable_employment"]
+        open_cases = (await screening.get("/v1/cases?status=open", headers=county)).json()["items"]
+        assert "approved" not in {c["household_id"] for c in open_cases}

@@ -10,11 +10,11 @@ from hypothesis import strategies as st
 from contracts.base import EventPayload, decode_payload, upcaster
 from contracts.envelope import verify_chain
 from contracts.intake import HouseholdRegistered, HouseholdUpdated, RiskClueRaised
-from contracts.screening import ClueAttachedToCase, VerificationCaseOpened
+from contracts.screening import ClueAttachedToCase, VerificationCaseOpened, SubjectRiskAdded
 from contracts.vocabulary import PriorityGroup, ClueChannel, LaborCapacity, RiskType, StaffRole
 from services.intake import domain as intake
 from services.notifier.domain import StaffMember, tasks_for_case_opened
-from services.screening.domain import OpenCase, take_clue
+from services.screening.domain import MonitoredSubject, OpenCase, take_clue
 from tests.factories import envelope
 
 # --- ID numbers (GB 11643) ---------------------------------------------------------------
@@ -132,6 +132,16 @@ def test_later_clues_attach_to_the_open_case_once():
     [attached] = take_clue(case, clue("c2", RiskType.DISASTER), "410721001001", "unused", date(2026, 11, 24), 7)
     assert isinstance(attached, ClueAttachedToCase) and attached.case_id == "case-1"
     assert take_clue(case, clue("c1"), "410721001001", "unused", date(2026, 11, 24), 7) == []
+
+
+def test_a_clue_about_a_monitored_subject_is_a_new_risk_not_a_case():
+    subject = MonitoredSubject("H1", ("c0",))
+    [added] = take_clue(None, clue("c2", RiskType.DISASTER), "410721001001", "unused", date(2026, 11, 24), 7, subject)
+    assert isinstance(added, SubjectRiskAdded) and added.risk_types == [RiskType.DISASTER]
+    assert take_clue(None, clue("c0"), "410721001001", "unused", date(2026, 11, 24), 7, subject) == []
+    # No longer monitored (exited, removed): the subject is not passed, and a new risk opens a case.
+    [opened] = take_clue(None, clue("c3", RiskType.ILLNESS), "410721001001", "case-2", date(2026, 11, 24), 7, None)
+    assert isinstance(opened, VerificationCaseOpened)
 
 
 def test_a_verification_task_goes_to_the_cadres_of_that_village_only():
