@@ -40,6 +40,61 @@ class SubjectRiskAdded(_ScreeningEvent):
     risk_types: list[RiskType]
 
 
+class RemovalProposed(_ScreeningEvent):
+    """清退 proposed by the township: the identification was wrong."""
+
+    household_id: str
+    reason: str
+
+
+class SubjectRemoved(_ScreeningEvent):
+    household_id: str
+    comment: str = ""
+
+
+class RemovalRejected(_ScreeningEvent):
+    household_id: str
+    comment: str = ""
+
+
+class ProtectionProposed(_ScreeningEvent):
+    """整户无劳动能力兜底保障户 proposed by the village."""
+
+    household_id: str
+    note: str = ""
+
+
+class SubjectProtected(_ScreeningEvent):
+    household_id: str
+    comment: str = ""
+
+
+class ProtectionDeclined(_ScreeningEvent):
+    household_id: str
+    comment: str = ""
+
+
+class QualityIssueRaised(_ScreeningEvent):
+    """A check found something that slipped through, e.g. 体外循环: a new minimum-allowance or
+    extreme-poverty household that is neither a subject nor in an open case."""
+
+    issue_id: str
+    household_id: str
+    region_code: str
+    kind: str
+    detail: str
+
+
+class CaseStepOverdue(_ScreeningEvent):
+    """A ladder step passed its due date; the notifier escalates."""
+
+    case_id: str
+    household_id: str
+    region_code: str
+    step: str
+    due_date: date
+
+
 class _CaseStep(_ScreeningEvent):
     """A step of the identification ladder; `step` is where the case stands after it."""
 

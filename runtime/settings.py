@@ -51,7 +51,10 @@ class Settings(BaseSettings):
         "verification_visit": 7, "village_deliberation": 7, "township_review": 5, "county_decision": 7})
     # CSV (prefix,year,yuan) of monitoring lines; unset: the demo table shipped with screening.
     monitoring_lines: str | None = None
-    notice_check_seconds: float = 60.0
+    scheduler_seconds: float = 60.0  # how often screening's clock-driven checks run
+    # 体外循环: days after a new minimum-allowance / extreme-poverty warning by which the household
+    # must be a subject or in an open case.
+    out_of_loop_days: int = 30
     http_host: str = "127.0.0.1"
     http_port: int = 8101
     log_level: str = "info"

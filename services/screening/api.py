@@ -21,7 +21,8 @@ from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from runtime.settings import Settings
 from services.screening import store
 from services.screening.domain import Findings, MissingMonitoringLine, MonitoringLines, ladder
-from services.screening.handlers import take_step
+from services.screening.domain import subjects
+from services.screening.handlers import change_subject, take_step
 
 router = APIRouter(prefix="/v1", tags=["screening"])
 STAFF = require(kinds=("staff",))
@@ -57,13 +58,16 @@ class CaseDetail(CaseView):
 async def list_cases(
     region: str | None = None,
     status: str | None = None,
+    overdue: bool = False,
     page: PageRequest = Depends(page_request),
     principal: Principal = Depends(STAFF),
     ctx: ServiceContext = Depends(get_context),
 ):
+    """`overdue=true`: open cases whose current step is past its due date."""
     scope = region_scope(principal, region)
     async with ctx.sessions() as session:
-        rows = await store.case_page(session, scope, status, page.after, page.limit + 1)
+        rows = await store.case_page(session, scope, status, page.after, page.limit + 1,
+                                     overdue_on=ctx.clock.now().date() if overdue else None)
     return make_page(rows, page, key=lambda r: r.case_id, item=lambda r: CaseView.model_validate(r, from_attributes=True))
 
 
@@ -215,8 +219,10 @@ class SubjectView(BaseModel):
     case_id: str
     category: str
     risk_types: list[str]
-    status: str
-    protected: bool
+    status: str = Field(description="monitored, risk_eliminated or removed")
+    protected: bool = Field(description="整户无劳动能力兜底保障户")
+    removal_pending: bool
+    protection_pending: bool
     identified_at: datetime
     updated_at: datetime
 
@@ -239,3 +245,93 @@ async def get_subject(household_id: str, principal: Principal = Depends(STAFF), 
         raise Problem(404, "Not found", f"household {household_id} is not a monitoring subject")
     require_region(principal, row.region_code)
     return SubjectView.model_validate(row, from_attributes=True)
+
+
+async def subject_change(ctx: ServiceContext, principal: Principal, request: Request, household_id: str, decide):
+    async def work(uow: UnitOfWork):
+        try:
+            await change_subject(uow, household_id, lambda region: require_region(principal, region),
+                                 lambda state: decide(uow, state))
+        except subjects.SubjectRefused as refused:
+            raise Problem(refused.status, {403: "Forbidden", 409: "Conflict", 422: "Invalid request"}[refused.status],
+                          str(refused), allowed_roles=list(refused.allowed_roles)) from None
+
+    await run_command(ctx, command_metadata(principal, request), work)
+    async with ctx.sessions() as session:
+        return SubjectView.model_validate(await store.subject_row(session, household_id), from_attributes=True)
+
+
+class RemovalIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class DecisionIn(BaseModel):
+    comment: str = Field("", max_length=4000)
+
+
+class RemovalDecisionIn(DecisionIn):
+    decision: Literal["approve", "reject"]
+
+
+class ProtectionIn(BaseModel):
+    note: str = Field("", max_length=4000)
+
+
+class ProtectionDecisionIn(DecisionIn):
+    decision: Literal["confirm", "decline"]
+
+
+@router.post("/subjects/{household_id}/removal", response_model=SubjectView)
+async def propose_removal(household_id: str, body: RemovalIn, request: Request,
+                          principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    """清退 of a wrongly identified subject, proposed by the township; the county decides."""
+    async def decide(uow, state):
+        return subjects.propose_removal(state, body.reason, principal.role)
+    return await subject_change(ctx, principal, request, household_id, decide)
+
+
+@router.post("/subjects/{household_id}/removal/decision", response_model=SubjectView)
+async def decide_removal(household_id: str, body: RemovalDecisionIn, request: Request,
+                         principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    async def decide(uow, state):
+        return subjects.decide_removal(state, body.decision, body.comment, principal.role)
+    return await subject_change(ctx, principal, request, household_id, decide)
+
+
+@router.post("/subjects/{household_id}/protection", response_model=SubjectView)
+async def propose_protection(household_id: str, body: ProtectionIn, request: Request,
+                             principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    """The protected mark 整户无劳动能力兜底保障户, proposed by the village where no member can work;
+    the township confirms."""
+    async def decide(uow, state):
+        can_work = await store.any_member_can_work(uow.session, household_id)
+        return subjects.propose_protection(state, can_work, body.note, principal.role)
+    return await subject_change(ctx, principal, request, household_id, decide)
+
+
+@router.post("/subjects/{household_id}/protection/decision", response_model=SubjectView)
+async def decide_protection(household_id: str, body: ProtectionDecisionIn, request: Request,
+                            principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    async def decide(uow, state):
+        return subjects.decide_protection(state, body.decision, body.comment, principal.role)
+    return await subject_change(ctx, principal, request, household_id, decide)
+
+
+class QualityIssueView(BaseModel):
+    issue_id: str
+    household_id: str
+    region_code: str
+    kind: str
+    detail: str
+    raised_at: datetime
+
+
+@router.get("/quality-issues", response_model=Page[QualityIssueView])
+async def list_quality_issues(region: str | None = None, page: PageRequest = Depends(page_request),
+                              principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
+    """What the checks caught, e.g. out_of_loop (体外循环)."""
+    scope = region_scope(principal, region)
+    async with ctx.sessions() as session:
+        rows = await store.quality_issue_page(session, scope, page.after, page.limit + 1)
+    return make_page(rows, page, key=lambda r: r.issue_id,
+                     item=lambda r: QualityIssueView.model_validate(r, from_attributes=True))

@@ -6,7 +6,7 @@ SERVICE = ServiceDefinition(
     name="screening",
     description="Verification cases, the identification ladder, monitoring subjects and removal.",
     routers=[api.router],
-    consumes=("intake",),
+    consumes=("intake", "exit_review"),
     handlers=handlers.HANDLERS,
-    periodic=[("notice_check_seconds", handlers.close_due_notices)],
+    periodic=[("scheduler_seconds", handlers.run_checks)],
 )

@@ -8,17 +8,28 @@ import sqlalchemy as sa
 
 from contracts.base import decode_payload
 from contracts.envelope import Actor, EventEnvelope
-from contracts.screening import IdentificationRejected, SubjectIdentified, SubjectRiskAdded, VerificationCaseOpened
-from runtime.eventstore import EventMetadata, NewEvent
+from contracts.screening import (
+    CaseStepOverdue, IdentificationRejected, QualityIssueRaised, SubjectIdentified, SubjectRiskAdded, VerificationCaseOpened,
+)
+from contracts.vocabulary import LaborCapacity
+from runtime.eventstore import EventMetadata, NewEvent, StreamHead
 from runtime.ids import new_id_str
 from runtime.problems import Problem
 from runtime.service import EventHandler, ServiceContext, UnitOfWork, run_command
 from services.screening import domain, store
-from services.screening.domain import ladder
+from services.screening.domain import ladder, subjects
+
+
+ALLOWANCE_INDICATORS = {("civil_affairs", "new_dibao"), ("civil_affairs", "new_tekun")}
 
 
 async def on_risk_clue_raised(uow: UnitOfWork, envelope: EventEnvelope) -> None:
     clue = decode_payload(envelope)
+    if (clue.source.department, clue.indicator) in ALLOWANCE_INDICATORS:
+        # watched for 体外循环: it must end in a subject or an open case within out_of_loop_days
+        await store.watch_allowance(uow.session, {
+            "clue_id": clue.clue_id, "household_id": clue.household_id, "region_code": envelope.region_code,
+            "indicator": clue.indicator, "observed_at": clue.observed_at or envelope.occurred_at})
     open_case = await store.open_case_of(uow.session, clue.household_id)
     subject = await store.monitored_subject(uow.session, clue.household_id)
     now = uow.ctx.clock.now()
@@ -82,7 +93,8 @@ async def take_step(uow: UnitOfWork, case_id: str, actor_role: str, region_check
             await store.save_subject(uow.session, {
                 "household_id": state.household_id, "region_code": state.region_code, "case_id": state.case_id,
                 "category": payload.category, "risk_types": [r.value for r in payload.risk_types],
-                "status": "monitored", "protected": False, "clue_ids": [], "identified_at": now, "updated_at": now})
+                "status": "monitored", "protected": False, "clue_ids": [], "removal_pending": False,
+                "protection_pending": False, "identified_at": now, "updated_at": now})
         elif isinstance(payload, IdentificationRejected):
             progress.update(status="closed", outcome="rejected")
     await store.save_case_progress(uow.session, state.case_id, progress)
@@ -101,4 +113,95 @@ async def close_due_notices(ctx: ServiceContext) -> None:
             uow, case_id, "scheduler", lambda region: None, lambda state: ladder.CloseNotice()))
 
 
-HANDLERS: dict[str, EventHandler] = {"RiskClueRaised": on_risk_clue_raised}
+async def on_household_facts(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    """Whether any member can work decides the protected mark; screening keeps just that."""
+    household = decode_payload(envelope)
+    can_work = any(m.labor_capacity != LaborCapacity.NONE for m in household.members)
+    await store.save_household_labour(uow.session, household.household_id, can_work, uow.ctx.clock.now())
+
+
+async def on_exit_approved(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    exit_ = decode_payload(envelope)
+    await store.update_subject(uow.session, exit_.household_id, {"status": subjects.RISK_ELIMINATED,
+                                                                 "updated_at": uow.ctx.clock.now()})
+
+
+async def on_exit_rolled_back(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    """风险消除回退: the subject is monitored again."""
+    rollback = decode_payload(envelope)
+    await store.update_subject(uow.session, rollback.household_id, {"status": subjects.MONITORED,
+                                                                    "updated_at": uow.ctx.clock.now()})
+
+
+async def change_subject(uow: UnitOfWork, household_id: str, region_check, decide) -> subjects.SubjectState:
+    """Load the subject (locked), let `decide(state)` return its events, append them to the subject's
+    stream and keep the subjects table in step."""
+    row = await store.subject_state(uow.session, household_id)
+    if row is None:
+        raise Problem(404, "Not found", f"household {household_id} is not a monitoring subject")
+    region_check(row.region_code)
+    state = subjects.SubjectState(row.household_id, row.region_code, row.status, row.protected,
+                                  row.removal_pending, row.protection_pending)
+    events = await decide(state)
+    stream = await uow.events.load(f"subject-{household_id}")
+    await uow.append(stream.stream_id, stream.position, [
+        NewEvent(e, household_id=household_id, region_code=row.region_code) for e in events])
+    for event in events:
+        state = subjects.apply(state, event)
+    await store.update_subject(uow.session, household_id, {
+        "status": state.status, "protected": state.protected, "removal_pending": state.removal_pending,
+        "protection_pending": state.protection_pending, "updated_at": uow.ctx.clock.now()})
+    return state
+
+
+async def check_out_of_loop(ctx: ServiceContext) -> None:
+    """体外循环: a new minimum-allowance or extreme-poverty household that, `out_of_loop_days` later,
+    is neither a subject nor in an open case raises a quality issue (once)."""
+    now = ctx.clock.now()
+
+    async def work(uow: UnitOfWork) -> None:
+        due = await store.allowance_watches_due(uow.session, now - timedelta(days=ctx.settings.out_of_loop_days))
+        for watch in due:
+            if watch.in_loop:
+                continue
+            issue = QualityIssueRaised(
+                issue_id=new_id_str(), household_id=watch.household_id, region_code=watch.region_code,
+                kind="out_of_loop", detail=f"{watch.indicator} since {watch.observed_at.date()}, but after "
+                f"{ctx.settings.out_of_loop_days} days neither a monitoring subject nor in an open case")
+            await uow.append(f"quality-{issue.issue_id}", 0, [
+                NewEvent(issue, household_id=watch.household_id, region_code=watch.region_code)])
+            await store.save_quality_issue(uow.session, {**issue.model_dump(), "raised_at": now})
+        await store.mark_watches_checked(uow.session, [w.clue_id for w in due], now)
+
+    await run_command(ctx, EventMetadata(actor=SCHEDULER), work)
+
+
+async def report_overdue_steps(ctx: ServiceContext) -> None:
+    """Publish CaseStepOverdue once per case, step and due date, for the notifier to escalate."""
+    today = ctx.clock.now().date()
+
+    async def work(uow: UnitOfWork) -> None:
+        for case in await store.overdue_unreported(uow.session, today):
+            await uow.append_many([(StreamHead(f"overdue-{case.case_id}-{case.step}-{case.due_date}"), [NewEvent(
+                CaseStepOverdue(case_id=case.case_id, household_id=case.household_id, region_code=case.region_code,
+                                step=case.step, due_date=case.due_date),
+                household_id=case.household_id, region_code=case.region_code)])])
+            await store.save_case_progress(uow.session, case.case_id, {"overdue_reported": f"{case.step}@{case.due_date}"})
+
+    await run_command(ctx, EventMetadata(actor=SCHEDULER), work)
+
+
+async def run_checks(ctx: ServiceContext) -> None:
+    """Everything screening does by the clock, in order."""
+    await close_due_notices(ctx)
+    await report_overdue_steps(ctx)
+    await check_out_of_loop(ctx)
+
+
+HANDLERS: dict[str, EventHandler] = {
+    "RiskClueRaised": on_risk_clue_raised,
+    "HouseholdRegistered": on_household_facts,
+    "HouseholdUpdated": on_household_facts,
+    "ExitApproved": on_exit_approved,
+    "ExitRolledBack": on_exit_rolled_back,
+}

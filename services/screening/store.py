@@ -24,6 +24,7 @@ cases = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("notice_ends", sa.Date),
     sa.Column("outcome", sa.Text),
+    sa.Column("overdue_reported", sa.Text),
 )
 
 subjects = sa.Table(
@@ -36,8 +37,37 @@ subjects = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("protected", sa.Boolean, nullable=False),
     sa.Column("clue_ids", pg.ARRAY(sa.Text), nullable=False),  # clues taken as new risks while monitored
+    sa.Column("removal_pending", sa.Boolean, nullable=False),
+    sa.Column("protection_pending", sa.Boolean, nullable=False),
     sa.Column("identified_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+household_labour = sa.Table(
+    "household_labour", metadata,
+    sa.Column("household_id", sa.Text, primary_key=True),
+    sa.Column("any_member_can_work", sa.Boolean, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+allowance_watch = sa.Table(
+    "allowance_watch", metadata,
+    sa.Column("clue_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("region_code", sa.Text, nullable=False),
+    sa.Column("indicator", sa.Text, nullable=False),
+    sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True)),
+)
+
+quality_issues = sa.Table(
+    "quality_issues", metadata,
+    sa.Column("issue_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("region_code", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 
@@ -55,8 +85,11 @@ async def case_row(session: AsyncSession, case_id: str):
     return (await session.execute(sa.select(cases).where(cases.c.case_id == case_id))).first()
 
 
-async def case_page(session: AsyncSession, region: str, status: str | None, after: str | None, limit: int):
+async def case_page(session: AsyncSession, region: str, status: str | None, after: str | None, limit: int,
+                    overdue_on=None):
     query = sa.select(cases).where(cases.c.region_code.startswith(region, autoescape=True))
+    if overdue_on is not None:
+        query = query.where(cases.c.status == "open", cases.c.due_date < overdue_on)
     if status:
         query = query.where(cases.c.status == status)
     if after:
@@ -106,3 +139,68 @@ async def add_subject_risk(session: AsyncSession, household_id: str, clue_id: st
         clue_ids=subjects.c.clue_ids + [clue_id],
         risk_types=sa.func.array(sa.select(sa.func.unnest(subjects.c.risk_types + risk_types)).distinct().scalar_subquery()),
         updated_at=now))
+
+
+async def subject_state(session: AsyncSession, household_id: str):
+    """The subject row, locked: its marks are decided on and changed in this transaction."""
+    return (await session.execute(
+        sa.select(subjects).where(subjects.c.household_id == household_id).with_for_update())).first()
+
+
+async def update_subject(session: AsyncSession, household_id: str, values: dict) -> None:
+    await session.execute(sa.update(subjects).where(subjects.c.household_id == household_id).values(**values))
+
+
+async def save_household_labour(session: AsyncSession, household_id: str, any_member_can_work: bool, now) -> None:
+    stmt = pg_insert(household_labour).values(household_id=household_id, any_member_can_work=any_member_can_work,
+                                              updated_at=now)
+    await session.execute(stmt.on_conflict_do_update(index_elements=["household_id"], set_={
+        "any_member_can_work": stmt.excluded.any_member_can_work, "updated_at": stmt.excluded.updated_at}))
+
+
+async def any_member_can_work(session: AsyncSession, household_id: str) -> bool | None:
+    return await session.scalar(sa.select(household_labour.c.any_member_can_work)
+                                .where(household_labour.c.household_id == household_id))
+
+
+async def watch_allowance(session: AsyncSession, row: dict) -> None:
+    await session.execute(pg_insert(allowance_watch).values(**row).on_conflict_do_nothing())
+
+
+async def allowance_watches_due(session: AsyncSession, cutoff) -> list:
+    """Watches whose days have run out, with whether the household is now a subject or in an open case."""
+    in_loop = sa.or_(
+        sa.exists().where(subjects.c.household_id == allowance_watch.c.household_id, subjects.c.status == "monitored"),
+        sa.exists().where(cases.c.household_id == allowance_watch.c.household_id, cases.c.status == "open"),
+    )
+    return (await session.execute(
+        sa.select(allowance_watch, in_loop.label("in_loop"))
+        .where(allowance_watch.c.checked_at.is_(None), allowance_watch.c.observed_at <= cutoff)
+        .order_by(allowance_watch.c.observed_at).limit(500).with_for_update(of=allowance_watch, skip_locked=True)
+    )).all()
+
+
+async def mark_watches_checked(session: AsyncSession, clue_ids: list[str], now) -> None:
+    if clue_ids:
+        await session.execute(sa.update(allowance_watch).where(allowance_watch.c.clue_id.in_(clue_ids)).values(checked_at=now))
+
+
+async def save_quality_issue(session: AsyncSession, row: dict) -> None:
+    await session.execute(sa.insert(quality_issues).values(**row))
+
+
+async def quality_issue_page(session: AsyncSession, region: str, after: str | None, limit: int):
+    query = sa.select(quality_issues).where(quality_issues.c.region_code.startswith(region, autoescape=True))
+    if after:
+        query = query.where(quality_issues.c.issue_id < after)
+    return (await session.execute(query.order_by(quality_issues.c.issue_id.desc()).limit(limit))).all()
+
+
+async def overdue_unreported(session: AsyncSession, today) -> list:
+    """Open cases past their step's due date whose overdue event for that step and date is not yet out."""
+    mark = cases.c.step + "@" + sa.cast(cases.c.due_date, sa.Text)
+    return (await session.execute(
+        sa.select(cases.c.case_id, cases.c.household_id, cases.c.region_code, cases.c.step, cases.c.due_date)
+        .where(cases.c.status == "open", cases.c.due_date < today, cases.c.overdue_reported.is_distinct_from(mark))
+        .limit(500).with_for_update(skip_locked=True)
+    )).all()

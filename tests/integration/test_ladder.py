@@ -16,7 +16,7 @@ POOR = {"per_capita_net_income": "6200.00", "rigid_expenditure": "0", "education
 
 async def test_ladders_end_in_approval_rejection_return_and_upheld_objection(run_services):
     clock = FixedClock(START)
-    async with run_services("intake", "screening", clock=clock, notice_check_seconds=0.2) as system:
+    async with run_services("intake", "screening", clock=clock, scheduler_seconds=0.2) as system:
         intake, screening = system.clients["intake"], system.clients["screening"]
         county = system.token("county_officer", "410721", sub="county-1")
         township = system.token("township_officer", "410721001", sub="town-1")

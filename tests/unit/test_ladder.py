@@ -232,3 +232,56 @@ def test_a_case_folds_back_from_its_published_events():
             state = apply(state, event)
     assert case_from_history(history) == state
     assert state.step is Step.PUBLIC_NOTICE and state.open_objections == {"o1"} and state.eligible
+
+
+# --- subjects: removal and the protected mark ------------------------------------------------------
+
+from contracts.screening import (  # noqa: E402
+    ProtectionDeclined, ProtectionProposed, RemovalProposed, RemovalRejected, SubjectProtected, SubjectRemoved,
+)
+from services.screening.domain import subjects  # noqa: E402
+
+
+def subject(**overrides) -> subjects.SubjectState:
+    return subjects.SubjectState("H1", "410721001001", overrides.pop("status", subjects.MONITORED), **overrides)
+
+
+def test_removal_is_proposed_by_the_township_and_decided_by_the_county():
+    [proposed] = subjects.propose_removal(subject(), "wrongly identified", "township_officer")
+    assert isinstance(proposed, RemovalProposed)
+    pending = subjects.apply(subject(), proposed)
+    [removed] = subjects.decide_removal(pending, "approve", "", "county_officer")
+    assert isinstance(removed, SubjectRemoved) and subjects.apply(pending, removed).status == subjects.REMOVED
+    [kept] = subjects.decide_removal(pending, "reject", "identification was right", "county_officer")
+    assert isinstance(kept, RemovalRejected) and subjects.apply(pending, kept) == subject()
+
+
+@pytest.mark.parametrize("call, status", [
+    (lambda: subjects.propose_removal(subject(), "r", "village_cadre"), 403),
+    (lambda: subjects.propose_removal(subject(), " ", "township_officer"), 422),
+    (lambda: subjects.propose_removal(subject(removal_pending=True), "r", "township_officer"), 409),
+    (lambda: subjects.propose_removal(subject(status=subjects.REMOVED), "r", "township_officer"), 409),
+    (lambda: subjects.decide_removal(subject(), "approve", "", "county_officer"), 409),
+    (lambda: subjects.decide_removal(subject(removal_pending=True), "approve", "", "township_officer"), 403),
+    (lambda: subjects.propose_protection(subject(), True, "", "village_cadre"), 422),
+    (lambda: subjects.propose_protection(subject(), None, "", "village_cadre"), 409),
+    (lambda: subjects.propose_protection(subject(), False, "", "township_officer"), 403),
+    (lambda: subjects.propose_protection(subject(protected=True), False, "", "village_cadre"), 409),
+    (lambda: subjects.propose_protection(subject(status=subjects.RISK_ELIMINATED), False, "", "village_cadre"), 409),
+    (lambda: subjects.decide_protection(subject(), "confirm", "", "township_officer"), 409),
+    (lambda: subjects.decide_protection(subject(protection_pending=True), "confirm", "", "village_cadre"), 403),
+])
+def test_refused_subject_changes(call, status):
+    with pytest.raises(subjects.SubjectRefused) as refused:
+        call()
+    assert refused.value.status == status
+
+
+def test_the_protected_mark_where_no_member_can_work():
+    [proposed] = subjects.propose_protection(subject(), False, "both over 80", "village_cadre")
+    assert isinstance(proposed, ProtectionProposed)
+    pending = subjects.apply(subject(), proposed)
+    [confirmed] = subjects.decide_protection(pending, "confirm", "", "township_officer")
+    assert isinstance(confirmed, SubjectProtected) and subjects.apply(pending, confirmed).protected
+    [declined] = subjects.decide_protection(pending, "decline", "a son works in town", "township_officer")
+    assert isinstance(declined, ProtectionDeclined) and not subjects.apply(pending, declined).protected
