@@ -116,8 +116,24 @@ async def test_removal_protection_exit_rollback_out_of_loop_and_overdue(run_serv
         await from_exit_review(ExitRolledBack(exit_id="x1", household_id="frail", reason="income fell again"))
         await eventually(lambda: _equals(subject_status("frail"), "monitored"))
 
+        # The new case is walked to a second identification: the subject now stands on the new case.
+        await post(worker, f"/v1/cases/{reopened['case_id']}/verification", POOR)
+        await post(cadre, f"/v1/cases/{reopened['case_id']}/village-deliberation", {"decision": "propose", "attendees": 7})
+        clock.advance(timedelta(days=5))
+
+        async def reopened_at_township():
+            detail = (await screening.get(f"/v1/cases/{reopened['case_id']}", headers=county)).json()
+            return detail["step"] == "township_review"
+
+        await eventually(reopened_at_township)
+        await post(township, f"/v1/cases/{reopened['case_id']}/township-review", {"decision": "pass"})
+        await post(county, f"/v1/cases/{reopened['case_id']}/county-decision",
+                   {"decision": "approve", "category": "sudden_hardship", "risk_types": ["unstable_employment"]})
+        again = (await screening.get("/v1/subjects/frail", headers=county)).json()
+        assert (again["case_id"], again["category"], again["status"]) == (reopened["case_id"], "sudden_hardship", "monitored")
+
         # A month on: 'outside' got a new minimum allowance but is neither a subject nor in an open case.
-        clock.advance(timedelta(days=7))
+        clock.advance(timedelta(days=2))
 
         async def issues():
             return (await screening.get("/v1/quality-issues?region=410721001", headers=county)).json()["items"]
