@@ -11,7 +11,7 @@ from datetime import timedelta
 import qrcode
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
 from qrcode.image.pure import PyPNGImage
 
 from contracts.vocabulary import ClueChannel, RiskType
@@ -20,8 +20,9 @@ from runtime.ids import new_id_str
 from runtime.problems import Problem
 from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from runtime.settings import Settings
-from services.intake import domain, store
+from services.intake import store
 from services.intake.api.clues import new_clue
+from services.intake.api.fields import IdNumber
 
 router = APIRouter()
 DECLARATION_TOKEN_DAYS = 5 * 365  # printed on a leaflet that stays on the wall for years
@@ -59,21 +60,10 @@ async def household_qr(household_id: str, principal: Principal = Depends(require
 
 class DeclarationIn(BaseModel):
     household_id: str | None = Field(None, max_length=64)
-    id_number: str | None = Field(None, description="a member's ID number, instead of household_id")
+    id_number: IdNumber | None = Field(None, description="a member's ID number, instead of household_id")
     phone: str = Field(pattern=r"^\+?[0-9][0-9 -]{5,19}$", description="where the village can call back")
     risk_types: list[RiskType] = Field(min_length=1)
     description: str | None = Field(None, max_length=2000)
-
-    @field_validator("id_number")
-    @classmethod
-    def _valid_id(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            domain.parse_id_number(value)
-        except domain.InvalidIdNumber as exc:
-            raise ValueError(str(exc)) from None
-        return value.strip().upper()
 
     @model_validator(mode="after")
     def _someone(self) -> "DeclarationIn":

@@ -15,6 +15,7 @@ from runtime.eventstore import NewEvent, StreamHead
 from runtime.problems import Problem
 from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from services.intake import domain, store
+from services.intake.api.fields import IdNumber
 from services.intake.api.ndjson import first_error, run_ndjson_batch
 from services.intake.api.warnings import rematch_warnings
 
@@ -23,22 +24,13 @@ REGISTRARS = ("village_cadre", "grid_worker", "work_team", "township_officer", "
 
 
 class MemberIn(BaseModel):
-    id_number: str = Field(description="18 characters, GB 11643 check digit")
+    id_number: IdNumber
     name: str = Field(min_length=1, max_length=64)
     relation: str = Field(min_length=1, max_length=32)
     birth_date: date | None = None
     labor_capacity: LaborCapacity
     disabled: bool = False
     in_school: bool = False
-
-    @field_validator("id_number")
-    @classmethod
-    def _valid_id(cls, value: str) -> str:
-        try:
-            domain.parse_id_number(value)
-        except domain.InvalidIdNumber as exc:
-            raise ValueError(str(exc)) from None
-        return value.strip().upper()
 
     @model_validator(mode="after")
     def _birth_date_matches(self) -> "MemberIn":

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from contracts.intake import WarningUnmatched
 from contracts.vocabulary import ClueChannel
@@ -19,6 +19,7 @@ from runtime.problems import Problem, field_error
 from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from services.intake import domain, store
 from services.intake.api.clues import new_clue
+from services.intake.api.fields import IdNumber
 from services.intake.api.ndjson import first_error, run_ndjson_batch
 
 router = APIRouter()
@@ -27,23 +28,12 @@ router = APIRouter()
 class WarningIn(BaseModel):
     department: str = Field(min_length=1, max_length=64)
     source_record_id: str = Field(min_length=1, max_length=128, description="unique per department")
-    id_number: str | None = None
+    id_number: IdNumber | None = None
     household_id: str | None = None
     indicator: str = Field(min_length=1, max_length=64)
     amount: Decimal | None = Field(None, max_digits=14, decimal_places=2)
     observed_at: datetime
     detail: str | None = Field(None, max_length=2000)
-
-    @field_validator("id_number")
-    @classmethod
-    def _valid_id(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            domain.parse_id_number(value)
-        except domain.InvalidIdNumber as exc:
-            raise ValueError(str(exc)) from None
-        return value.strip().upper()
 
     @model_validator(mode="after")
     def _someone(self) -> "WarningIn":
