@@ -3,17 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from typing import Literal
+from uuid import UUID
 
 import jwt
 from fastapi import Depends, Request
 from pydantic import BaseModel, ValidationError
 
-from uuid import UUID
-
-from runtime.ids import new_id
-
 from contracts.envelope import Actor
 from runtime.eventstore import EventMetadata
+from runtime.ids import new_id
 from runtime.telemetry import current_traceparent
 from runtime.problems import Problem
 from runtime.settings import Settings

@@ -131,17 +131,15 @@ def _upload(kind: str, path: Path, url: str, token: Optional[str], rejected: Opt
 
     endpoint = {"households": "/v1/households:import", "warnings": "/v1/warnings:batch"}[kind]
     if token is None:
+        # Only households have a development default; a warning belongs to one department's token.
         settings = Settings()
-        if not settings.uses_development_secret:
-            console.print("[red]Give --token (or FANGPIN_TOKEN): this deployment does not use the development key.[/red]")
+        if kind != "households" or not settings.uses_development_secret:
+            console.print("[red]Give --token (or FANGPIN_TOKEN), e.g. ./fangpin token --role department_system "
+                          "--kind system --department civil_affairs[/red]")
             raise typer.Exit(2)
         from runtime.auth import issue_token
 
-        token = issue_token(settings, sub="dev-import", role="county_officer") if kind == "households" else None
-        if token is None:
-            console.print("[red]Give --token: warnings are posted with a department system's token "
-                          "(./fangpin token --role department_system --kind system --department civil_affairs).[/red]")
-            raise typer.Exit(2)
+        token = issue_token(settings, sub="dev-import", role="county_officer")
     rejected = rejected or path.with_name(path.name + ".rejected.ndjson")
     totals: dict[str, int] = {}
     started = time.monotonic()

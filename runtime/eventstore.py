@@ -13,14 +13,13 @@ import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from runtime.ids import new_id
 
 from contracts.base import EventPayload
 from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, compute_hash
 from runtime.bulk import copy_rows
 from runtime.clock import Clock
+from runtime.ids import new_id
 from runtime.tables import ENVELOPE_COLUMNS, events
 
 
@@ -180,8 +179,8 @@ class EventStore:
                 for r in written]
         try:
             await copy_rows(self.session, events, rows)
-        except (IntegrityError, asyncpg.UniqueViolationError) as exc:
-            if "events_stream_position_key" not in str(getattr(exc, "orig", exc)):
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "events_stream_position_key":
                 raise
             raise ConcurrencyConflict(stream_id, expected_position) from exc
 

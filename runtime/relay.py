@@ -12,9 +12,9 @@ import logging
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
+from sqlalchemy.dialects import postgresql as pg
 
 from runtime.kafka import ensure_topics, make_producer
 from runtime.service import ServiceContext
@@ -63,14 +63,12 @@ class OutboxRelay:
                     backoff = 0.2
                     if published == 0:
                         await sleep_unless_stopped(stop, self.settings.relay_idle_seconds)
-                except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-                    log.warning("relay %s: broker unavailable (%s); retrying in %.1fs", self.ctx.name, exc, backoff)
-                    await self._disconnect()
-                    self._history_checked = False  # the broker may come back empty
-                    await sleep_unless_stopped(stop, backoff)
-                    backoff = min(backoff * 2, 5.0)
-                except Exception:  # a bug or a bad row must not end the relay silently: log, wait, retry
-                    log.exception("relay %s: publishing failed; retrying in %.1fs", self.ctx.name, backoff)
+                except Exception as exc:  # nothing may end the relay silently: log, wait, retry
+                    if isinstance(exc, (KafkaError, OSError, asyncio.TimeoutError)):
+                        log.warning("relay %s: broker unavailable (%s); retrying in %.1fs", self.ctx.name, exc, backoff)
+                        self._history_checked = False  # the broker may come back empty
+                    else:
+                        log.exception("relay %s: publishing failed; retrying in %.1fs", self.ctx.name, backoff)
                     await self._disconnect()
                     await sleep_unless_stopped(stop, backoff)
                     backoff = min(backoff * 2, 5.0)

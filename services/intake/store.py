@@ -212,6 +212,10 @@ async def households_of_people(session: AsyncSession, id_hashes: list[str]) -> d
     return {r.id_hash: HouseholdRef(r.household_id, r.region_code, r.poverty_status) for r in rows}
 
 
+async def household_ref(session: AsyncSession, household_id: str) -> HouseholdRef | None:
+    return (await households_by_id(session, [household_id])).get(household_id)
+
+
 async def households_by_id(session: AsyncSession, household_ids: list[str]) -> dict[str, HouseholdRef]:
     if not household_ids:
         return {}

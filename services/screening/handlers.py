@@ -81,7 +81,7 @@ async def take_step(uow: UnitOfWork, case_id: str, actor_role: str, region_check
     await uow.append(stream.stream_id, stream.position, [
         NewEvent(p, household_id=state.household_id, region_code=state.region_code) for p in payloads])
     progress = {"step": state.step.value, "notice_ends": state.notice_ends, "updated_at": now,
-                "risk_types": [r.value if hasattr(r, "value") else r for r in state.risk_types]}
+                "risk_types": [str(r) for r in state.risk_types]}
     due_days = uow.ctx.settings.step_due_days.get(state.step.value)
     if state.step is ladder.Step.PUBLIC_NOTICE and state.notice_ends:
         progress["due_date"] = state.notice_ends
@@ -161,16 +161,14 @@ async def check_out_of_loop(ctx: ServiceContext) -> None:
 
     async def work(uow: UnitOfWork) -> None:
         due = await store.allowance_watches_due(uow.session, now - timedelta(days=ctx.settings.out_of_loop_days))
-        for watch in due:
-            if watch.in_loop:
-                continue
-            issue = QualityIssueRaised(
-                issue_id=new_id_str(), household_id=watch.household_id, region_code=watch.region_code,
-                kind="out_of_loop", detail=f"{watch.indicator} since {watch.observed_at.date()}, but after "
-                f"{ctx.settings.out_of_loop_days} days neither a monitoring subject nor in an open case")
-            await uow.append(f"quality-{issue.issue_id}", 0, [
-                NewEvent(issue, household_id=watch.household_id, region_code=watch.region_code)])
-            await store.save_quality_issue(uow.session, {**issue.model_dump(), "raised_at": now})
+        issues = [QualityIssueRaised(
+            issue_id=new_id_str(), household_id=watch.household_id, region_code=watch.region_code,
+            kind="out_of_loop", detail=f"{watch.indicator} since {watch.observed_at.date()}, but after "
+            f"{ctx.settings.out_of_loop_days} days neither a monitoring subject nor in an open case",
+        ) for watch in due if not watch.in_loop]
+        await uow.append_many([(StreamHead(f"quality-{issue.issue_id}"), [
+            NewEvent(issue, household_id=issue.household_id, region_code=issue.region_code)]) for issue in issues])
+        await store.save_quality_issues(uow.session, [{**issue.model_dump(), "raised_at": now} for issue in issues])
         await store.mark_watches_checked(uow.session, [w.clue_id for w in due], now)
 
     await run_command(ctx, EventMetadata(actor=SCHEDULER), work)
@@ -181,12 +179,12 @@ async def report_overdue_steps(ctx: ServiceContext) -> None:
     today = ctx.clock.now().date()
 
     async def work(uow: UnitOfWork) -> None:
-        for case in await store.overdue_unreported(uow.session, today):
-            await uow.append_many([(StreamHead(f"overdue-{case.case_id}-{case.step}-{case.due_date}"), [NewEvent(
-                CaseStepOverdue(case_id=case.case_id, household_id=case.household_id, region_code=case.region_code,
-                                step=case.step, due_date=case.due_date),
-                household_id=case.household_id, region_code=case.region_code)])])
-            await store.save_case_progress(uow.session, case.case_id, {"overdue_reported": f"{case.step}@{case.due_date}"})
+        overdue = await store.overdue_unreported(uow.session, today)
+        await uow.append_many([(StreamHead(f"overdue-{case.case_id}-{case.step}-{case.due_date}"), [NewEvent(
+            CaseStepOverdue(case_id=case.case_id, household_id=case.household_id, region_code=case.region_code,
+                            step=case.step, due_date=case.due_date),
+            household_id=case.household_id, region_code=case.region_code)]) for case in overdue])
+        await store.mark_overdue_reported(uow.session, [case.case_id for case in overdue])
 
     await run_command(ctx, EventMetadata(actor=SCHEDULER), work)
 

@@ -185,8 +185,9 @@ async def mark_watches_checked(session: AsyncSession, clue_ids: list[str], now) 
         await session.execute(sa.update(allowance_watch).where(allowance_watch.c.clue_id.in_(clue_ids)).values(checked_at=now))
 
 
-async def save_quality_issue(session: AsyncSession, row: dict) -> None:
-    await session.execute(sa.insert(quality_issues).values(**row))
+async def save_quality_issues(session: AsyncSession, rows: list[dict]) -> None:
+    if rows:
+        await session.execute(sa.insert(quality_issues), rows)
 
 
 async def quality_issue_page(session: AsyncSession, region: str, after: str | None, limit: int):
@@ -196,11 +197,19 @@ async def quality_issue_page(session: AsyncSession, region: str, after: str | No
     return (await session.execute(query.order_by(quality_issues.c.issue_id.desc()).limit(limit))).all()
 
 
+_OVERDUE_MARK = cases.c.step + "@" + sa.cast(cases.c.due_date, sa.Text)  # the step and due date reported
+
+
 async def overdue_unreported(session: AsyncSession, today) -> list:
     """Open cases past their step's due date whose overdue event for that step and date is not yet out."""
-    mark = cases.c.step + "@" + sa.cast(cases.c.due_date, sa.Text)
     return (await session.execute(
         sa.select(cases.c.case_id, cases.c.household_id, cases.c.region_code, cases.c.step, cases.c.due_date)
-        .where(cases.c.status == "open", cases.c.due_date < today, cases.c.overdue_reported.is_distinct_from(mark))
+        .where(cases.c.status == "open", cases.c.due_date < today,
+               cases.c.overdue_reported.is_distinct_from(_OVERDUE_MARK))
         .limit(500).with_for_update(skip_locked=True)
     )).all()
+
+
+async def mark_overdue_reported(session: AsyncSession, case_ids: list[str]) -> None:
+    if case_ids:
+        await session.execute(sa.update(cases).where(cases.c.case_id.in_(case_ids)).values(overdue_reported=_OVERDUE_MARK))

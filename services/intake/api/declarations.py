@@ -49,7 +49,7 @@ async def household_qr(household_id: str, principal: Principal = Depends(require
                        ctx: ServiceContext = Depends(get_context)):
     """The household's QR code (一户一码) for its policy leaflet, carrying the declaration link."""
     async with ctx.sessions() as session:
-        household = (await store.households_by_id(session, [household_id])).get(household_id)
+        household = await store.household_ref(session, household_id)
     if household is None:
         raise Problem(404, "Not found", f"no household {household_id}")
     require_region(principal, household.region_code)
@@ -99,12 +99,12 @@ async def declare(body: DeclarationIn, request: Request, principal: Principal = 
 
     async def work(uow: UnitOfWork) -> DeclarationOut:
         if body.id_number:
-            household = (await store.households_of_people(uow.session, [vault.id_hash(body.id_number)])).get(
-                vault.id_hash(body.id_number))
+            id_hash = vault.id_hash(body.id_number)
+            household = (await store.households_of_people(uow.session, [id_hash])).get(id_hash)
             if household is None or household.household_id != principal.sub:
                 raise Problem(403, "Forbidden", "this ID number is not a member of the token's household")
         else:
-            household = (await store.households_by_id(uow.session, [principal.sub])).get(principal.sub)
+            household = await store.household_ref(uow.session, principal.sub)
             if household is None:
                 raise Problem(404, "Not found", "the household of this token is no longer registered")
         declaration_id, clue_id = new_id_str(), new_id_str()

@@ -52,7 +52,7 @@ async def record_visit(body: VisitIn, request: Request, principal: Principal = D
         raise field_error("visited_at", "is in the future")
 
     async def work(uow: UnitOfWork) -> VisitOut:
-        household = (await store.households_by_id(uow.session, [body.household_id])).get(body.household_id)
+        household = await store.household_ref(uow.session, body.household_id)
         if household is None:
             raise Problem(404, "Not found", f"no household {body.household_id}; register it first (POST /v1/households)")
         require_region(principal, household.region_code)
