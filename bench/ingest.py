@@ -153,10 +153,16 @@ async def stream_body(chunks: list[bytes]):
         yield chunk
 
 
-async def unpublished_and_total(conn) -> tuple[int, int]:
-    row = await conn.fetchrow("select count(*) filter (where published_at is null) as pending, "
-                              "max(global_position) as total from events")
-    return row["pending"], row["total"] or 0
+async def relay_position(conn) -> int:
+    """Every event at or below this position is on the broker (acknowledged to the relay).
+    The broker's own end offsets are no measure here: Tansu reports the last batch's first offset."""
+    return await conn.fetchval("select coalesce(max(position), 0) from relay_cursor")
+
+
+async def last_position(conn) -> int:
+    return await conn.fetchval("select coalesce(max(global_position), 0) from events")
+
+
 
 
 def cpu_seconds(system: EmbeddedSystem) -> dict[str, float]:
@@ -202,7 +208,7 @@ async def bench_batch(system: EmbeddedSystem, rows: int, households: int, reques
         if r.status != 200 or summary["registered"] != households:
             raise SystemExit(f"household import failed: {r.status} {str(summary)[:500]}")
         print(f"  {households} households in {time.perf_counter() - started:.1f}s", flush=True)
-        while (await unpublished_and_total(conn))[0]:
+        while await relay_position(conn) < await last_position(conn):
             await asyncio.sleep(0.5)
 
         print(f"preparing {rows} warnings in {requests} request(s)", flush=True)
@@ -215,7 +221,7 @@ async def bench_batch(system: EmbeddedSystem, rows: int, households: int, reques
             )
             for start in range(0, rows, per_request)
         ]
-        _, events_before = await unpublished_and_total(conn)
+        events_before = await relay_position(conn)
         cpu_before = cpu_seconds(system)
         baseline_rss = intake_process.memory_info().rss
         samples: list[tuple[float, int, int]] = []  # (seconds, events published, intake RSS)
@@ -237,14 +243,13 @@ async def bench_batch(system: EmbeddedSystem, rows: int, households: int, reques
         while True:
             await asyncio.sleep(0.5)
             elapsed = time.perf_counter() - started
-            pending, total = await unpublished_and_total(conn)
-            published = total - events_before - pending
+            published = await relay_position(conn) - events_before
             samples.append((elapsed, published, intake_process.memory_info().rss))
             if uploading.done():
                 uploading.result()
                 accepted_at = accepted_at or elapsed
                 expected = sum(a["accepted"] + a["unmatched"] for a in answers)
-                if published >= expected and pending == 0:
+                if published >= expected and await relay_position(conn) >= await last_position(conn):
                     break
             if elapsed - last_line >= 5:
                 print(f"  {elapsed:5.0f}s  published {published:>9,}  intake RSS {samples[-1][2] / 2**20:6.0f} MiB", flush=True)

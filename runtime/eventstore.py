@@ -1,6 +1,6 @@
 """The event store: append with an expected stream position, load a stream, read all in order.
 
-The `events` table is also the relay's outbox: a row is published when `published_at` is set.
+The `events` table is also the relay's outbox: the relay publishes it in `global_position` order.
 """
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from runtime.bulk import copy_rows
 from runtime.clock import Clock
 from runtime.ids import new_id
 from runtime.tables import ENVELOPE_COLUMNS, events
+
+
+_TAKE_TRANSACTION_ID = sa.text("select pg_current_xact_id()")
 
 
 class ConcurrencyConflict(Exception):
@@ -177,6 +180,9 @@ class EventStore:
             return
         rows = [{**r, "actor": orjson.dumps(r["actor"]).decode(), "payload": orjson.dumps(r["payload"]).decode()}
                 for r in written]
+        # The transaction takes its id before the rows take their positions: the relay, waiting at a
+        # gap in the positions, then finds whoever may still fill it among the running transactions.
+        await self.session.execute(_TAKE_TRANSACTION_ID)
         try:
             await copy_rows(self.session, events, rows)
         except asyncpg.UniqueViolationError as exc:

@@ -1,24 +1,32 @@
-"""The outbox relay: publishes the store's unpublished events to the service's topic.
+"""The outbox relay: publishes the store's events to the service's topic, in store order.
 
-Rows are chosen by `published_at is null`, never by position (positions commit out of order).
+The relay keeps a cursor per topic (`relay_cursor`): every event at or below its position is on the
+broker. Positions are handed out before commit, so a gap above the cursor may be a transaction still
+running; the relay waits at a gap until every transaction that could fill it has ended, then steps
+over it for good (a rolled-back append leaves one). A row lock on the cursor keeps one relay at work
+per topic, however many copies of the service run.
+
 The broker's history is watched through anchors — the event id found at a known offset of each
 partition. An anchor that has gone means the broker lost its log (the embedded broker keeps topics
-in memory), and the whole store is published again; consumers' inboxes absorb the repeats.
+in memory), and the cursor goes back to the start; consumers' inboxes absorb the repeats.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from functools import lru_cache
 
 import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from sqlalchemy.dialects import postgresql as pg
+from aiokafka.partitioner import murmur2
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from runtime.kafka import ensure_topics, make_producer
 from runtime.service import ServiceContext
-from runtime.tables import ENVELOPE_COLUMNS, events
+from runtime.tables import ENVELOPE_COLUMNS, events, relay_cursor
 from runtime.tasks import sleep_unless_stopped
 from runtime.telemetry import EVENTS_PUBLISHED, RELAY_REPUBLISHES
 
@@ -38,6 +46,27 @@ def envelope_json(row) -> bytes:
     return orjson.dumps(body, default=str, option=orjson.OPT_UTC_Z)  # default: the driver's UUID type
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Positions missing from `first` on, and the transactions that may still fill them."""
+
+    first: int
+    held_by: frozenset[int]
+
+
+# The transactions running now (cluster-wide) and this one's own id, if it has one.
+_RUNNING = sa.text(
+    "select array(select pg_snapshot_xip(s)::text::bigint), pg_current_xact_id_if_assigned()::text::bigint"
+    " from pg_current_snapshot() s"
+)
+
+
+@lru_cache(maxsize=1 << 16)
+def partition_of(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2, as the Java client); cached, since keys repeat per household."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 class OutboxRelay:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -47,6 +76,7 @@ class OutboxRelay:
         self.anchors: dict[int, tuple[int, str]] = {}  # partition -> (offset, event_id)
         self.connected = False
         self._history_checked = False
+        self.gap: Gap | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -96,38 +126,81 @@ class OutboxRelay:
                 log.debug("relay %s: producer stop failed", self.ctx.name, exc_info=True)
 
     async def publish_pending(self) -> int:
-        """Publish one batch of unpublished events, in store order; returns how many."""
+        """Publish the next events above the cursor, in store order, and move it on; returns how many."""
         assert self.producer is not None
         async with self.ctx.sessions() as session, session.begin():
+            position = await session.scalar(
+                sa.select(relay_cursor.c.position).where(relay_cursor.c.topic == self.topic)
+                .with_for_update(skip_locked=True)
+            )
+            if position is None:
+                await self._create_cursor(session)
+                return 0  # or another copy of this service holds it and is publishing
             rows = (
                 await session.execute(
                     sa.select(events.c.global_position, *_AS_STORED)
-                    .where(events.c.published_at.is_(None))
+                    .where(events.c.global_position > position)
                     .order_by(events.c.global_position)
                     .limit(self.settings.relay_batch_size)
-                    .with_for_update(skip_locked=True)
                 )
             ).all()
             if not rows:
                 return 0
-            sends = []
-            for row in rows:
-                headers = [("event_id", str(row.event_id).encode()), ("event_type", row.event_type.encode())]
-                if row.traceparent:
-                    headers.append(("traceparent", row.traceparent.encode()))
-                key = (row.household_id or row.stream_id).encode()
-                sends.append(await self.producer.send(self.topic, envelope_json(row), key=key, headers=headers))
-            acked = await asyncio.wait_for(asyncio.gather(*sends), timeout=30)
-            for row, meta in zip(rows, acked):
-                self.anchors.setdefault(meta.partition, (meta.offset, str(row.event_id)))
-            await session.execute(
-                sa.update(events)
-                .where(events.c.global_position == sa.any_(sa.bindparam("published", [r.global_position for r in rows],
-                                                                        type_=pg.ARRAY(sa.BigInteger))))
-                .values(published_at=sa.func.now())
-            )
-        EVENTS_PUBLISHED.labels(self.ctx.name).inc(len(rows))
-        return len(rows)
+            running, me = (await session.execute(_RUNNING)).one()
+            ready = self._up_to_open_gap(position, rows, set(running) - {me})
+            if ready:
+                await self._send(ready)
+                await session.execute(
+                    sa.update(relay_cursor).where(relay_cursor.c.topic == self.topic)
+                    .values(position=ready[-1].global_position)
+                )
+        EVENTS_PUBLISHED.labels(self.ctx.name).inc(len(ready))
+        return len(ready)
+
+    def _up_to_open_gap(self, position: int, rows: list, running: set[int]) -> list:
+        """The rows before the first gap that a running transaction may still fill.
+
+        A missing position was handed out before the rows seen after it, so whoever holds it is
+        among the transactions running now (appends take their transaction id first, see
+        EventStore._insert). Once all of those have ended, the gap stays empty for good."""
+        expected = position + 1
+        for i, row in enumerate(rows):
+            if row.global_position != expected:
+                held_by = self.gap.held_by if self.gap and self.gap.first == expected else running
+                if held_by & running:
+                    self.gap = Gap(expected, frozenset(held_by))
+                    return rows[:i]
+            expected = row.global_position + 1
+        return rows
+
+    async def _send(self, rows: list) -> None:
+        """One record batch per partition (keyed by household, so its events stay in order)."""
+        assert self.producer is not None
+        partitions = len(await self.producer.partitions_for(self.topic))
+        batches: dict[int, tuple] = {}  # partition -> (batch builder, event id of its first record)
+        sent = []
+        for row in rows:
+            key = (row.household_id or row.stream_id).encode()
+            partition = partition_of(key, partitions)
+            headers = [("event_id", str(row.event_id).encode()), ("event_type", row.event_type.encode())]
+            if row.traceparent:
+                headers.append(("traceparent", row.traceparent.encode()))
+            value = envelope_json(row)
+            builder = batches.get(partition)
+            if builder is None or builder[0].append(timestamp=None, key=key, value=value, headers=headers) is None:
+                if builder is not None:  # full: send it and start the next
+                    sent.append((partition, builder[1], await self.producer.send_batch(builder[0], self.topic, partition=partition)))
+                builder = batches[partition] = (self.producer.create_batch(), str(row.event_id))
+                if builder[0].append(timestamp=None, key=key, value=value, headers=headers) is None:
+                    raise ValueError(f"event {row.event_id} is larger than a whole record batch")
+        for partition, (builder, first_event) in batches.items():
+            sent.append((partition, first_event, await self.producer.send_batch(builder, self.topic, partition=partition)))
+        acked = await asyncio.wait_for(asyncio.gather(*(future for *_, future in sent)), timeout=30)
+        for (partition, first_event, _), meta in zip(sent, acked):
+            self.anchors.setdefault(partition, (meta.offset, first_event))
+
+    async def _create_cursor(self, session) -> None:
+        await session.execute(pg_insert(relay_cursor).values(topic=self.topic, position=0).on_conflict_do_nothing())
 
     async def check_broker_history(self) -> bool:
         """Publish the whole store again if the broker lost what was published. True if it did."""
@@ -136,21 +209,23 @@ class OutboxRelay:
         if not lost:
             return False
         async with self.ctx.sessions() as session, session.begin():
-            result = await session.execute(
-                sa.update(events).where(events.c.published_at.is_not(None)).values(published_at=None)
+            published = await session.scalar(
+                sa.select(relay_cursor.c.position).where(relay_cursor.c.topic == self.topic).with_for_update()
             )
+            await session.execute(sa.update(relay_cursor).where(relay_cursor.c.topic == self.topic).values(position=0))
         self.anchors.clear()
+        self.gap = None
         RELAY_REPUBLISHES.labels(self.ctx.name).inc()
         log.warning(
-            "relay %s: the broker has lost topic %s's history; publishing all %d stored events again",
-            self.ctx.name, self.topic, result.rowcount,
+            "relay %s: the broker has lost topic %s's history; publishing the store again from position 1 (was at %s)",
+            self.ctx.name, self.topic, published,
         )
         return True
 
     async def _broker_lost_history(self) -> bool:
         async with self.ctx.sessions() as session:
             any_published = await session.scalar(
-                sa.select(sa.literal(1)).where(events.c.published_at.is_not(None)).limit(1)
+                sa.select(relay_cursor.c.position > 0).where(relay_cursor.c.topic == self.topic)
             )
         if not any_published:
             self.anchors.clear()

@@ -26,7 +26,13 @@ events = sa.Table(
     sa.Column("hash", sa.Text),
     sa.Column("payload", pg.JSONB),
     sa.Column("txid", sa.BigInteger),
-    sa.Column("published_at", sa.DateTime(timezone=True)),
+)
+
+relay_cursor = sa.Table(
+    "relay_cursor",
+    metadata,
+    sa.Column("topic", sa.Text, primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),  # every event at or below it is on the broker
 )
 
 inbox = sa.Table(
@@ -54,4 +60,4 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True)),
 )
 
-ENVELOPE_COLUMNS = [c for c in events.c if c.name not in ("global_position", "txid", "published_at")]
+ENVELOPE_COLUMNS = [c for c in events.c if c.name not in ("global_position", "txid")]

@@ -1,10 +1,16 @@
 """The outbox relay against a broker that goes away and comes back empty (Tansu keeps topics in
 memory): nothing is lost, and nothing is applied twice downstream."""
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 
+from contracts.envelope import Actor
+from contracts.intake import WarningUnmatched
 from runtime.embedded import TansuBroker, free_port
+from runtime.eventstore import EventMetadata, NewEvent
+from runtime.service import unit_of_work
 from tests.conftest import eventually
 from tests.factories import household, id_number, warning
 
@@ -51,7 +57,8 @@ async def test_relay_survives_a_broker_restart_and_republishes_into_the_empty_br
             assert per_household == [(f"R{n}", 1) for n in range(1, 7)]
             assert opened == 6, "a republished clue must not open a second case"
             async with system.context("intake").sessions() as session:
-                unpublished = await session.scalar(sa.text("select count(*) from events where published_at is null"))
+                unpublished = await session.scalar(sa.text(
+                    "select count(*) from events where global_position > (select position from relay_cursor)"))
             assert unpublished == 0
             assert system.apps["intake"].state.relay.anchors, "the relay learned where the broker's history starts"
 
@@ -82,3 +89,56 @@ async def _event_ids_on(bootstrap: str, topic: str, expected: int) -> set[str]:
 
 async def _equals(awaitable, expected) -> bool:
     return (await awaitable) == expected
+
+
+def _unmatched(n: int) -> NewEvent:
+    return NewEvent(WarningUnmatched(warning_id=f"W{n}", department="civil_affairs", source_record_id=f"G-{n}",
+                                     indicator="new_dibao"), household_id="GAP")
+
+
+async def _event_ids_in_order(bootstrap: str, topic: str, wait_ms: int = 1500) -> list[str]:
+    """Every event id on the topic, partition by partition in offset order (all test events share a key)."""
+    reader = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await reader.start()
+    try:
+        batch = await reader.getmany(timeout_ms=wait_ms)
+        return [dict(r.headers)["event_id"].decode() for records in batch.values() for r in records]
+    finally:
+        await reader.stop()
+
+
+async def test_relay_waits_at_a_gap_a_running_transaction_may_fill_and_steps_over_a_rolled_back_one(run_services):
+    async with run_services("intake") as system:
+        ctx = system.context("intake")
+        meta = EventMetadata(actor=Actor(kind="system", id="test", role="service"))
+        bootstrap, topic = ctx.settings.kafka_bootstrap, ctx.topic
+
+        async def published() -> list[str]:
+            return await _event_ids_in_order(bootstrap, topic)
+
+        # A holds the lower position open while B, above it, commits: B must wait for A.
+        async with unit_of_work(ctx, meta) as a:
+            [first] = await a.append("gap-a", 0, [_unmatched(1)])
+            async with unit_of_work(ctx, meta) as b:
+                [second] = await b.append("gap-b", 0, [_unmatched(2)])
+            await asyncio.sleep(1.0)  # the relay polls every 0.05 s
+            assert str(second.event_id) not in await published(), "published past a gap a running transaction holds"
+        await eventually(lambda: _contains(published(), {str(first.event_id), str(second.event_id)}))
+        assert await published() == [str(first.event_id), str(second.event_id)], "store order kept on the broker"
+
+        # A rolled-back append leaves a gap for good: the relay steps over it.
+        with pytest.raises(RuntimeError):
+            async with unit_of_work(ctx, meta) as c:
+                await c.append("gap-c", 0, [_unmatched(3)])
+                raise RuntimeError("roll back")
+        async with unit_of_work(ctx, meta) as d:
+            [fourth] = await d.append("gap-d", 0, [_unmatched(4)])
+        await eventually(lambda: _contains(published(), {str(fourth.event_id)}))
+        async with ctx.sessions() as session:
+            cursor = await session.scalar(sa.text("select position from relay_cursor"))
+            last = await session.scalar(sa.text("select max(global_position) from events"))
+        assert cursor == last
+
+
+async def _contains(awaitable, wanted: set[str]) -> bool:
+    return wanted <= set(await awaitable)
