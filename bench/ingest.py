@@ -165,6 +165,23 @@ async def last_position(conn) -> int:
 
 
 
+def intake_processes(system: EmbeddedSystem) -> list[psutil.Process]:
+    """The intake process and, with FANGPIN_WORKERS > 1, its worker processes."""
+    main = psutil.Process(system.processes["intake"].pid)
+    return [main, *main.children(recursive=True)]
+
+
+def intake_rss(system: EmbeddedSystem) -> int:
+    """Resident memory of all intake processes together."""
+    total = 0
+    for process in intake_processes(system):
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def cpu_seconds(system: EmbeddedSystem) -> dict[str, float]:
     """CPU time used so far by the intake process, all PostgreSQL processes and the broker."""
     def used(process: psutil.Process) -> float:
@@ -176,7 +193,7 @@ def cpu_seconds(system: EmbeddedSystem) -> dict[str, float]:
 
     postgres = [p for p in psutil.process_iter(["name", "username"]) if p.info["name"] == "postgres"]
     return {
-        "intake": used(psutil.Process(system.processes["intake"].pid)),
+        "intake": sum(used(p) for p in intake_processes(system)),
         "postgres": sum(used(p) for p in postgres),
         "tansu": used(psutil.Process(system.broker.process.pid)),
     }
@@ -191,7 +208,6 @@ async def bench_batch(system: EmbeddedSystem, rows: int, households: int, reques
                                                            kind="system", department="civil_affairs"),
                   "Content-Type": "application/x-ndjson"}
     intake = f"http://127.0.0.1:{system.ports['intake']}"
-    intake_process = psutil.Process(system.processes["intake"].pid)
     conn = await asyncpg.connect(system.database_url("intake").replace("postgresql+asyncpg", "postgresql"))
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
     async with aiohttp.ClientSession(timeout=timeout) as client:
@@ -223,28 +239,30 @@ async def bench_batch(system: EmbeddedSystem, rows: int, households: int, reques
         ]
         events_before = await relay_position(conn)
         cpu_before = cpu_seconds(system)
-        baseline_rss = intake_process.memory_info().rss
+        baseline_rss = intake_rss(system)
         samples: list[tuple[float, int, int]] = []  # (seconds, events published, intake RSS)
         answers: list[dict] = []
 
-        async def upload():
-            for body in bodies:
-                async with client.post(f"{intake}/v1/warnings:batch", data=stream_body(body), headers=department) as r:
-                    answer = await r.json()
-                if r.status != 200:
-                    raise SystemExit(f"batch refused: {r.status} {str(answer)[:500]}")
-                answers.append(answer)
+        async def upload_all():  # side by side: each request is streamed and committed on its own
+            await asyncio.gather(*(upload(body) for body in bodies))
+
+        async def upload(body):
+            async with client.post(f"{intake}/v1/warnings:batch", data=stream_body(body), headers=department) as r:
+                answer = await r.json()
+            if r.status != 200:
+                raise SystemExit(f"batch refused: {r.status} {str(answer)[:500]}")
+            answers.append(answer)
 
         print("timed: uploading; a line every 5 s", flush=True)
         started = time.perf_counter()
-        uploading = asyncio.create_task(upload())
+        uploading = asyncio.create_task(upload_all())
         accepted_at = None
         last_line = 0.0
         while True:
             await asyncio.sleep(0.5)
             elapsed = time.perf_counter() - started
             published = await relay_position(conn) - events_before
-            samples.append((elapsed, published, intake_process.memory_info().rss))
+            samples.append((elapsed, published, intake_rss(system)))
             if uploading.done():
                 uploading.result()
                 accepted_at = accepted_at or elapsed
@@ -281,11 +299,14 @@ def main() -> None:
     parser.add_argument("--batch", action="store_true", help="bulk mode: NDJSON through POST /v1/warnings:batch")
     parser.add_argument("--rows", type=int, default=1_000_000, help="batch mode: warnings to send")
     parser.add_argument("--households", type=int, default=50_000, help="batch mode: registered households the rows point to")
-    parser.add_argument("--requests", type=int, default=1, help="batch mode: split the rows over this many requests")
+    parser.add_argument("--requests", type=int, default=1,
+                        help="batch mode: split the rows over this many requests, sent side by side")
+    parser.add_argument("--workers", type=int, default=1, help="batch mode: intake processes (FANGPIN_WORKERS)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder (logs) afterwards")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="fangpin-bench-"))
+    os.environ["FANGPIN_WORKERS"] = str(args.workers)  # read by the services the embedded system starts
     # Batch mode measures intake alone (its store and relay); the slice mode needs screening too.
     system = EmbeddedSystem(data_dir, kafka_port=free_port(), ports={s: free_port() for s in SERVICES},
                             services=("intake",) if args.batch else SERVICES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import zlib
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -53,7 +54,7 @@ def create_app(
         jobs = [app.state.relay.run(stop), app.state.consumer.run(stop)]
         jobs += [
             run_periodically(stop, getattr(settings, every) if isinstance(every, str) else every,
-                             (lambda job=job: job(ctx)), getattr(job, "__name__", "job"))
+                             (lambda job=job: one_copy_at_a_time(ctx, job)), getattr(job, "__name__", "job"))
             for every, job in definition.periodic
         ]
         tasks = [asyncio.create_task(job) for job in jobs]
@@ -102,6 +103,20 @@ def create_app(
     app.add_middleware(IdempotencyMiddleware, state_holder=app)
     app.add_middleware(TracingAndMetricsMiddleware, service=definition.name)
     return app
+
+
+async def one_copy_at_a_time(ctx: ServiceContext, job) -> None:
+    """Run a periodic job unless another process of this service is running it (several workers or
+    replicas share one database): a session advisory lock named after the job."""
+    key = zlib.crc32(f"{ctx.name}:{job.__module__}.{job.__qualname__}".encode())
+    async with ctx.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        if not await conn.scalar(sa.text("select pg_try_advisory_lock(:key)"), {"key": key}):
+            return
+        try:
+            await job(ctx)
+        finally:
+            await conn.scalar(sa.text("select pg_advisory_unlock(:key)"), {"key": key})
 
 
 async def _database_ok(ctx: ServiceContext) -> bool:

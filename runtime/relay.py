@@ -77,6 +77,7 @@ class OutboxRelay:
         self.connected = False
         self._history_checked = False
         self.gap: Gap | None = None
+        self._silent_checks = 0
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -215,12 +216,19 @@ class OutboxRelay:
             await session.execute(sa.update(relay_cursor).where(relay_cursor.c.topic == self.topic).values(position=0))
         self.anchors.clear()
         self.gap = None
+        self._silent_checks = 0
         RELAY_REPUBLISHES.labels(self.ctx.name).inc()
         log.warning(
             "relay %s: the broker has lost topic %s's history; publishing the store again from position 1 (was at %s)",
             self.ctx.name, self.topic, published,
         )
         return True
+
+    def _nothing_found(self, nothing: bool) -> bool:
+        """A broker that answers nothing where records should be has lost them, or is only slow
+        under load: lost once it has answered nothing twice running."""
+        self._silent_checks = self._silent_checks + 1 if nothing else 0
+        return self._silent_checks >= 2
 
     async def _broker_lost_history(self) -> bool:
         async with self.ctx.sessions() as session:
@@ -242,20 +250,19 @@ class OutboxRelay:
             if not self.anchors:
                 # No anchors yet in this process: learn them from the start of each partition.
                 await reader.seek_to_beginning(*tps)
-                found = await _first_records(reader, tps, timeout_ms=1500)
+                found = await _first_records(reader, tps, timeout_ms=3000)
                 for tp, (offset, event_id) in found.items():
                     self.anchors[tp.partition] = (offset, event_id)
-                return not found
+                return self._nothing_found(not found)
             for partition, (offset, _) in self.anchors.items():
                 reader.seek(TopicPartition(self.topic, partition), offset)
             anchored = [TopicPartition(self.topic, p) for p in self.anchors]
             found = await _first_records(reader, anchored, timeout_ms=3000)
-            for tp in anchored:
-                expected = self.anchors[tp.partition]
-                if found.get(tp) != expected:
-                    log.info("relay %s: anchor %s@%s is gone (found %s)", self.ctx.name, tp, expected, found.get(tp))
+            for tp, record in found.items():
+                if record != self.anchors[tp.partition]:
+                    log.info("relay %s: anchor %s@%s is gone (found %s)", self.ctx.name, tp, self.anchors[tp.partition], record)
                     return True
-            return False
+            return self._nothing_found(not found)
         finally:
             await reader.stop()
 

@@ -1,20 +1,42 @@
-"""Run one service: `python -m runtime.serve intake` (settings from FANGPIN_ variables)."""
+"""Run one service: `python -m runtime.serve intake` (settings from FANGPIN_ variables).
+
+With `FANGPIN_WORKERS` above 1, uvicorn runs that many processes of the service on one port; they
+share its database, so the relay, the consumer group and the periodic jobs keep one copy at work.
+"""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 
 from runtime.app import create_app, load_definition
 from runtime.settings import Settings
 
 
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format=f"%(asctime)s {settings.service}[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
+
+
+def app_from_environment() -> FastAPI:
+    """The app factory each worker process calls (settings, the service's name included, from the environment)."""
+    settings = Settings()
+    _configure_logging(settings)
+    return create_app(load_definition(settings.service), settings)
+
+
 def serve(service: str, settings: Settings | None = None) -> None:
     settings = settings or Settings(service=service)
-    logging.basicConfig(level=settings.log_level.upper(), format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
-    app = create_app(load_definition(service), settings)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level=settings.log_level, access_log=False)
+    options = dict(host=settings.http_host, port=settings.http_port, log_level=settings.log_level, access_log=False)
+    if settings.workers > 1:
+        os.environ["FANGPIN_SERVICE"] = service
+        uvicorn.run("runtime.serve:app_from_environment", factory=True, workers=settings.workers, **options)
+    else:
+        _configure_logging(settings)
+        uvicorn.run(create_app(load_definition(service), settings), **options)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # 体外循环: days after a new minimum-allowance / extreme-poverty warning by which the household
     # must be a subject or in an open case.
     out_of_loop_days: int = 30
+    # Processes serving the service's port (uvicorn workers); bulk uploads sent side by side use one each.
+    workers: int = 1
     http_host: str = "127.0.0.1"
     http_port: int = 8101
     log_level: str = "info"

@@ -1,12 +1,14 @@
 """The consumer loop on a real broker and database: effectively once under redelivery, and the
 dead-letter topic for a message that keeps failing."""
 import asyncio
+import zlib
 
 import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import dead_letter_topic, events_topic
+from runtime.app import one_copy_at_a_time
 from runtime.consumer import EventConsumer
 from runtime.kafka import ensure_topics
 from tests.conftest import eventually
@@ -134,3 +136,24 @@ async def test_an_unreachable_database_holds_the_batch_instead_of_dead_lettering
     async with ctx.sessions() as session:
         outcome = await session.scalar(sa.text("select outcome from inbox where event_id = :id"), {"id": waiting.event_id})
     assert outcome == "applied", "a database outage is no reason to dead-letter a message"
+
+
+async def test_a_periodic_job_runs_in_one_process_of_a_service_at_a_time(run_services):
+    """Workers and replicas share the database: a job another process is running is skipped."""
+    async with run_services("screening") as system:
+        ctx = system.context("screening")
+        runs = []
+
+        async def job(ctx):
+            runs.append(ctx.name)
+
+        key = zlib.crc32(f"screening:{job.__module__}.{job.__qualname__}".encode())
+        async with ctx.engine.connect() as other_process:
+            other_process = await other_process.execution_options(isolation_level="AUTOCOMMIT")
+            assert await other_process.scalar(sa.text("select pg_try_advisory_lock(:key)"), {"key": key})
+            await one_copy_at_a_time(ctx, job)
+            assert runs == [], "ran while another process held the job"
+            await other_process.scalar(sa.text("select pg_advisory_unlock(:key)"), {"key": key})
+        await one_copy_at_a_time(ctx, job)
+        await one_copy_at_a_time(ctx, job)
+        assert runs == ["screening", "screening"], "the lock is released after each run"
