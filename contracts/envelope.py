@@ -54,9 +54,14 @@ class EventEnvelope(BaseModel):
         return cls.model_validate(orjson.loads(raw))
 
 
+def utc_spelling(moment: datetime) -> str:
+    """How the hash spells a time: UTC, always with microseconds."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _utc_microseconds(value: Any) -> str:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return utc_spelling(value)
     if isinstance(value, UUID):  # the database driver's own UUID subclass
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -25,8 +25,13 @@ async def copy_rows(session: AsyncSession, table: sa.Table, rows: Sequence[dict[
     if not rows:
         return
     columns = list(rows[0])
+    await copy_records(session, table, columns, [[r[c] for c in columns] for r in rows])
+
+
+async def copy_records(session: AsyncSession, table: sa.Table, columns: list[str], records: Sequence[Sequence]) -> None:
+    """COPY `records` (value sequences in the order of `columns`) into `table`."""
     conn = await driver_connection(session)
-    await conn.copy_records_to_table(table.name, columns=columns, records=[tuple(r[c] for c in columns) for r in rows])
+    await conn.copy_records_to_table(table.name, columns=columns, records=records)
 
 
 def _array_type(column: sa.Column) -> str:

@@ -4,6 +4,7 @@ The `events` table is also the relay's outbox: the relay publishes it in `global
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -16,8 +17,8 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import EventPayload
-from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, compute_hash
-from runtime.bulk import copy_rows
+from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, canonical_json, utc_spelling
+from runtime.bulk import copy_records
 from runtime.clock import Clock
 from runtime.ids import new_id
 from runtime.tables import ENVELOPE_COLUMNS, events
@@ -116,11 +117,11 @@ class EventStore:
             position, prev_hash = await self._head(stream_id)
             if position != expected_position:
                 raise ConcurrencyConflict(stream_id, expected_position, position)
-        now = self.clock.now()
+        seal = self._sealer(meta, self.clock.now())
         written: list[dict] = []
         for new in new_events:
             position += 1
-            written.append(self._seal(stream_id, position, prev_hash, new, meta, now))
+            written.append(seal(stream_id, position, prev_hash, new))
             prev_hash = written[-1]["hash"]
         await self._insert(written, stream_id, expected_position)
         return [EventEnvelope.model_construct(**{**r, "actor": Actor.model_construct(**r["actor"])}) for r in written]
@@ -129,13 +130,13 @@ class EventStore:
         """Append to many streams in one statement (bulk intake). Each head is where its stream
         was read; a stream that moved on since makes the whole call a ConcurrencyConflict.
         Returns the rows as stored (no envelope objects: at bulk rates they cost more than the COPY)."""
-        now = self.clock.now()
+        seal = self._sealer(meta, self.clock.now())
         written: list[dict] = []
         for head, new_events in items:
             position, prev_hash = head.position, head.last_hash
             for new in new_events:
                 position += 1
-                written.append(self._seal(head.stream_id, position, prev_hash, new, meta, now))
+                written.append(seal(head.stream_id, position, prev_hash, new))
                 prev_hash = written[-1]["hash"]
         await self._insert(written, "(bulk)", 0)
         return written
@@ -152,39 +153,55 @@ class EventStore:
         )
         return {r.stream_id: row_to_envelope(r) for r in result}
 
-    def _seal(self, stream_id: str, position: int, prev_hash: str, new: NewEvent, meta: EventMetadata, now: datetime) -> dict:
-        """The event as the row it is stored as; its hash covers every field but itself."""
-        record = {
-            "event_id": new_id(),
-            "event_type": new.payload.event_type,
-            "schema_version": new.payload.schema_version,
-            "stream_id": stream_id,
-            "stream_position": position,
-            "household_id": new.household_id,
-            "region_code": new.region_code,
-            "occurred_at": (new.occurred_at or now).astimezone(timezone.utc),
-            "recorded_at": now.astimezone(timezone.utc),
-            "producer": self.producer,
-            "actor": meta.actor.model_dump(),
-            "correlation_id": meta.correlation_id,
-            "causation_id": meta.causation_id,
-            "traceparent": meta.traceparent,
-            "prev_hash": prev_hash,
-            "payload": new.payload.model_dump(mode="json"),
-        }
-        record["hash"] = compute_hash(record)
-        return record
+    def _sealer(self, meta: EventMetadata, now: datetime):
+        """seal(stream_id, position, prev_hash, new event) -> the event as the row it is stored as,
+        its hash covering every field but itself. What the events of one append share is worked
+        out once: at bulk rates, spelling the same time and actor per event cost more than the rest."""
+        utc: dict[datetime, tuple[datetime, str]] = {}
+
+        def in_utc(moment: datetime) -> tuple[datetime, str]:
+            found = utc.get(moment)
+            if found is None:
+                found = utc[moment] = (moment.astimezone(timezone.utc), utc_spelling(moment))
+            return found
+
+        recorded_at, recorded_spelled = in_utc(now)
+        shared = {"recorded_at": recorded_at, "producer": self.producer, "actor": meta.actor.model_dump(),
+                  "correlation_id": meta.correlation_id, "causation_id": meta.causation_id,
+                  "traceparent": meta.traceparent}
+        shared_spelled = {**shared, "recorded_at": recorded_spelled, "correlation_id": str(meta.correlation_id),
+                          "causation_id": str(meta.causation_id) if meta.causation_id else None}
+
+        def seal(stream_id: str, position: int, prev_hash: str, new: NewEvent) -> dict:
+            event_id = new_id()
+            occurred_at, occurred_spelled = in_utc(new.occurred_at or now)
+            own = {"event_id": event_id, "event_type": new.payload.event_type,
+                   "schema_version": new.payload.schema_version, "stream_id": stream_id,
+                   "stream_position": position, "household_id": new.household_id, "region_code": new.region_code,
+                   "occurred_at": occurred_at, "prev_hash": prev_hash, "payload": new.payload.model_dump(mode="json")}
+            body = {**own, **shared_spelled, "event_id": str(event_id), "occurred_at": occurred_spelled}
+            return {**own, **shared, "hash": hashlib.sha256(canonical_json(body)).hexdigest()}
+
+        return seal
 
     async def _insert(self, written: list[dict], stream_id: str, expected_position: int) -> None:
         if not written:
             return
-        rows = [{**r, "actor": orjson.dumps(r["actor"]).decode(), "payload": orjson.dumps(r["payload"]).decode()}
-                for r in written]
+        columns = list(written[0])
+        actor_at, payload_at = columns.index("actor"), columns.index("payload")
+        actors: dict[int, str] = {}  # the events of one append share one actor: encode it once
+        records = []
+        for r in written:
+            values = list(r.values())
+            actor = values[actor_at]
+            values[actor_at] = actors.get(id(actor)) or actors.setdefault(id(actor), orjson.dumps(actor).decode())
+            values[payload_at] = orjson.dumps(values[payload_at]).decode()
+            records.append(values)
         # The transaction takes its id before the rows take their positions: the relay, waiting at a
         # gap in the positions, then finds whoever may still fill it among the running transactions.
         await self.session.execute(_TAKE_TRANSACTION_ID)
         try:
-            await copy_rows(self.session, events, rows)
+            await copy_records(self.session, events, columns, records)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != "events_stream_position_key":
                 raise

@@ -33,17 +33,20 @@ from runtime.telemetry import EVENTS_PUBLISHED, RELAY_REPUBLISHES
 log = logging.getLogger(__name__)
 
 
-# JSON columns read as their text, spliced into the message as is (no decode and encode again).
-_AS_STORED = [sa.cast(c, sa.Text).label(c.name) if c.name in ("actor", "payload") else c for c in ENVELOPE_COLUMNS]
+# JSON columns read as their text, spliced into the message as is (no decode and encode again);
+# ids read as text too, which orjson writes without a call back into Python per value.
+_AS_TEXT = ("actor", "payload", "event_id", "correlation_id", "causation_id")
+_AS_STORED = [sa.cast(c, sa.Text).label(c.name) if c.name in _AS_TEXT else c for c in ENVELOPE_COLUMNS]
 
 _NAMES = [str(c.name) for c in ENVELOPE_COLUMNS]  # plain str: orjson refuses SQLAlchemy's quoted_name keys
 
 
 def envelope_json(row) -> bytes:
-    """The message value: the envelope as EventEnvelope.to_json would write it, built from the row."""
-    body = {name: getattr(row, name) for name in _NAMES}
+    """The message value: the envelope as EventEnvelope.to_json would write it, built from the row
+    (global_position first, then the envelope's columns)."""
+    body = dict(zip(_NAMES, row[1:]))
     body["actor"], body["payload"] = orjson.Fragment(row.actor), orjson.Fragment(row.payload)
-    return orjson.dumps(body, default=str, option=orjson.OPT_UTC_Z)  # default: the driver's UUID type
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,7 @@ class OutboxRelay:
         for row in rows:
             key = (row.household_id or row.stream_id).encode()
             partition = partition_of(key, partitions)
-            headers = [("event_id", str(row.event_id).encode()), ("event_type", row.event_type.encode())]
+            headers = [("event_id", row.event_id.encode()), ("event_type", row.event_type.encode())]
             if row.traceparent:
                 headers.append(("traceparent", row.traceparent.encode()))
             value = envelope_json(row)
@@ -191,7 +194,7 @@ class OutboxRelay:
             if builder is None or builder[0].append(timestamp=None, key=key, value=value, headers=headers) is None:
                 if builder is not None:  # full: send it and start the next
                     sent.append((partition, builder[1], await self.producer.send_batch(builder[0], self.topic, partition=partition)))
-                builder = batches[partition] = (self.producer.create_batch(), str(row.event_id))
+                builder = batches[partition] = (self.producer.create_batch(), row.event_id)
                 if builder[0].append(timestamp=None, key=key, value=value, headers=headers) is None:
                     raise ValueError(f"event {row.event_id} is larger than a whole record batch")
         for partition, (builder, first_event) in batches.items():

@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from operator import mul
 
 from contracts.intake import HouseholdRegistered, HouseholdUpdated, MemberFacts
 from contracts.vocabulary import LaborCapacity, PriorityGroup, RiskType
@@ -12,6 +13,7 @@ from contracts.vocabulary import LaborCapacity, PriorityGroup, RiskType
 REGION_CODE = re.compile(r"^\d{12}$")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
+_ID_SHAPE = re.compile(r"\d{17}[\dX]")
 
 
 class InvalidIdNumber(ValueError):
@@ -20,13 +22,13 @@ class InvalidIdNumber(ValueError):
 
 def id_check_digit(first17: str) -> str:
     """GB 11643 check character for the first 17 digits of a citizen ID number."""
-    return _ID_CHECK[sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS)) % 11]
+    return _ID_CHECK[sum(map(mul, map(int, first17), _ID_WEIGHTS)) % 11]
 
 
 def parse_id_number(id_number: str) -> date:
     """Validate an 18-character ID number and return the birth date it carries."""
     value = id_number.strip().upper()
-    if not re.fullmatch(r"\d{17}[\dX]", value):
+    if not _ID_SHAPE.fullmatch(value):
         raise InvalidIdNumber("must be 17 digits followed by a digit or X")
     if id_check_digit(value[:17]) != value[17]:
         raise InvalidIdNumber("check digit does not match (GB 11643)")

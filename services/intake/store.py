@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import hmac
 import os
 from functools import lru_cache
@@ -110,7 +109,7 @@ class IdentityVault:
         self._aead = AESGCM(bytes.fromhex(settings.id_encryption_key))
 
     def id_hash(self, id_number: str) -> str:
-        return hmac.new(self._hash_key, id_number.strip().upper().encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._hash_key, id_number.strip().upper().encode(), "sha256").hex()
 
     def member_id(self, id_number: str) -> str:
         return "m-" + self.id_hash(id_number)[:24]

@@ -33,7 +33,9 @@ def new_clue(
                            indicator=indicator, amount=amount, observed_at=observed_at, risk_types=risk_types,
                            priority_groups=groups, detail=detail)
     row = {"clue_id": clue_id, "household_id": household.household_id, "region_code": household.region_code,
-           "channel": channel.value, "source": source.model_dump(exclude_none=True), "indicator": indicator,
+           "channel": channel.value, "indicator": indicator,
+           "source": {k: v for k, v in (("department", department), ("source_record_id", source_record_id),
+                                        ("worker_id", worker_id)) if v is not None},
            "risk_types": [r.value for r in risk_types], "priority_groups": [g.value for g in groups],
            "status": "open", "raised_at": now}
     new = NewEvent(event, household_id=household.household_id, region_code=household.region_code, occurred_at=observed_at)
