@@ -208,7 +208,7 @@ async def households_of_people(session: AsyncSession, id_hashes: list[str]) -> d
         .join(households, members.c.household_id == households.c.household_id)
         .where(members.c.id_hash == sa.any_(sa.bindparam("hashes", id_hashes, type_=pg.ARRAY(sa.Text))))
     )
-    return {r.id_hash: HouseholdRef(r.household_id, r.region_code, r.poverty_status) for r in rows}
+    return {id_hash: HouseholdRef(*ref) for id_hash, *ref in rows}
 
 
 async def household_ref(session: AsyncSession, household_id: str) -> HouseholdRef | None:

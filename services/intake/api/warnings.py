@@ -1,6 +1,7 @@
 """Department warnings (部门筛查预警): single, streamed batch, and the unmatched list."""
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -71,7 +72,7 @@ async def ingest_warnings(uow: UnitOfWork, principal: Principal, rows: list[tupl
     candidates: list[tuple[int, WarningIn, list]] = []
     seen: set[tuple[str, str]] = set()
     for line, row in rows:
-        if isinstance(row, RowOutcome):
+        if type(row) is RowOutcome:  # invalid already (isinstance on a pydantic model costs an ABC check)
             outcomes[line] = row
             continue
         key = (row.department, row.source_record_id)
@@ -187,10 +188,11 @@ async def post_warning_batch(
 
     async for results in run_ndjson_batch(request, ctx, principal, WarningIn, ingest, BATCH_CHUNK_ROWS,
                                           lambda line, exc: RowOutcome(line=line, outcome="invalid", **first_error(exc))):
-        for result in results:
-            setattr(summary, result.outcome, getattr(summary, result.outcome) + 1)
-            if result.outcome == "invalid":
-                summary.rejected.append(result)
+        counts = Counter(result.outcome for result in results)
+        for outcome, count in counts.items():
+            setattr(summary, outcome, getattr(summary, outcome) + count)
+        if counts["invalid"]:
+            summary.rejected.extend(result for result in results if result.outcome == "invalid")
         summary.rows += len(results)
     return summary
 
