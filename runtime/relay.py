@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import orjson
@@ -55,6 +56,11 @@ class Gap:
 
     first: int
     held_by: frozenset[int]
+    since: float = 0.0  # time.monotonic() when first seen
+    reported: bool = False
+
+
+GAP_PATIENCE_SECONDS = 30.0  # then the wait at a gap is logged, once
 
 
 # The transactions running now (cluster-wide) and this one's own id, if it has one.
@@ -170,9 +176,17 @@ class OutboxRelay:
         expected = position + 1
         for i, row in enumerate(rows):
             if row.global_position != expected:
-                held_by = self.gap.held_by if self.gap and self.gap.first == expected else running
+                same_gap = self.gap is not None and self.gap.first == expected
+                held_by = self.gap.held_by if same_gap else frozenset(running)
                 if held_by & running:
-                    self.gap = Gap(expected, frozenset(held_by))
+                    if not same_gap:
+                        self.gap = Gap(expected, held_by, time.monotonic())
+                    elif not self.gap.reported and time.monotonic() - self.gap.since > GAP_PATIENCE_SECONDS:
+                        self.gap = replace(self.gap, reported=True)
+                        log.warning("relay %s: waiting %.0fs at position %d for transactions %s to end (one of them "
+                                    "may still commit an event there); a long write transaction in this "
+                                    "PostgreSQL server holds publishing back", self.ctx.name,
+                                    time.monotonic() - self.gap.since, expected, sorted(held_by & running))
                     return rows[:i]
             expected = row.global_position + 1
         return rows

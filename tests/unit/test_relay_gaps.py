@@ -1,0 +1,61 @@
+"""The relay's rule at a gap in the store's positions (pure: rows and running transactions in, rows out)."""
+import logging
+from types import SimpleNamespace
+
+import pytest
+
+from runtime import relay as relay_module
+from runtime.relay import OutboxRelay
+
+
+def _relay() -> OutboxRelay:
+    ctx = SimpleNamespace(name="intake", settings=SimpleNamespace(), topic="t")
+    return OutboxRelay(ctx)
+
+
+def _rows(*positions: int) -> list:
+    return [SimpleNamespace(global_position=p) for p in positions]
+
+
+def _positions(rows) -> list[int]:
+    return [r.global_position for r in rows]
+
+
+def test_contiguous_rows_are_all_ready():
+    assert _positions(_relay()._up_to_open_gap(10, _rows(11, 12, 13), running={5})) == [11, 12, 13]
+
+
+def test_a_gap_a_running_transaction_may_fill_stops_the_batch_until_it_ends():
+    relay = _relay()
+    assert _positions(relay._up_to_open_gap(10, _rows(11, 13, 14), running={7, 8})) == [11]
+    # Still running: still waiting, even though new transactions have started meanwhile.
+    assert _positions(relay._up_to_open_gap(11, _rows(13, 14), running={8, 20})) == []
+    # Those that were running when the gap was seen have ended; 20 started after and cannot hold it.
+    assert _positions(relay._up_to_open_gap(11, _rows(13, 14), running={20})) == [13, 14]
+
+
+def test_a_gap_while_nothing_else_runs_is_stepped_over_at_once():
+    assert _positions(_relay()._up_to_open_gap(0, _rows(2, 3), running=set())) == [2, 3]
+
+
+def test_a_gap_filled_meanwhile_is_published_in_order():
+    relay = _relay()
+    assert _positions(relay._up_to_open_gap(10, _rows(11, 13), running={7})) == [11]
+    assert _positions(relay._up_to_open_gap(11, _rows(12, 13), running=set())) == [12, 13]
+
+
+def test_a_long_wait_at_a_gap_is_logged_once(monkeypatch, caplog):
+    monkeypatch.setattr(relay_module, "GAP_PATIENCE_SECONDS", 0.0)
+    relay = _relay()
+    with caplog.at_level(logging.WARNING, logger="runtime.relay"):
+        for _ in range(3):
+            assert relay._up_to_open_gap(10, _rows(12), running={7}) == []
+    waits = [r for r in caplog.records if "waiting" in r.getMessage()]
+    assert len(waits) == 1 and "position 11" in waits[0].getMessage() and "[7]" in waits[0].getMessage()
+
+
+@pytest.mark.parametrize("key", [b"H0000001", b"410721100001-17", b""])
+def test_partitions_match_the_kafka_default_partitioner(key):
+    from aiokafka.partitioner import DefaultPartitioner
+
+    assert relay_module.partition_of(key, 6) == DefaultPartitioner()(key, list(range(6)), list(range(6)))
