@@ -4,7 +4,6 @@ The `events` table is also the relay's outbox: the relay publishes it in `global
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -17,7 +16,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import EventPayload
-from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, canonical_json, utc_spelling
+from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, compute_hash, utc_spelling
 from runtime.bulk import copy_records
 from runtime.clock import Clock
 from runtime.ids import new_id
@@ -180,7 +179,7 @@ class EventStore:
                    "stream_position": position, "household_id": new.household_id, "region_code": new.region_code,
                    "occurred_at": occurred_at, "prev_hash": prev_hash, "payload": new.payload.model_dump(mode="json")}
             body = {**own, **shared_spelled, "event_id": str(event_id), "occurred_at": occurred_spelled}
-            return {**own, **shared, "hash": hashlib.sha256(canonical_json(body)).hexdigest()}
+            return {**own, **shared, "hash": compute_hash(body)}
 
         return seal
 

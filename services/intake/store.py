@@ -165,13 +165,18 @@ async def unmatched_warnings_of(session: AsyncSession, id_hashes: list[str]):
 
 
 async def mark_matched(session: AsyncSession, matched: list[dict]) -> None:
-    """matched: department, source_record_id, household_id, clue_id."""
-    for row in matched:
-        await session.execute(
-            sa.update(warnings)
-            .where(warnings.c.department == row["department"], warnings.c.source_record_id == row["source_record_id"])
-            .values(status="accepted", household_id=row["household_id"], clue_id=row["clue_id"])
-        )
+    """matched: department, source_record_id, household_id, clue_id (one statement for them all)."""
+    if not matched:
+        return
+    given = sa.func.unnest(
+        *(sa.bindparam(name, [row[name] for row in matched], type_=pg.ARRAY(sa.Text))
+          for name in ("department", "source_record_id", "household_id", "clue_id"))
+    ).table_valued("department", "source_record_id", "household_id", "clue_id").render_derived(name="given")
+    await session.execute(
+        sa.update(warnings)
+        .where(warnings.c.department == given.c.department, warnings.c.source_record_id == given.c.source_record_id)
+        .values(status="accepted", household_id=given.c.household_id, clue_id=given.c.clue_id)
+    )
 
 
 async def unmatched_page(session: AsyncSession, department: str | None, after: tuple[str, str] | None, limit: int):

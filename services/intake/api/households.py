@@ -16,7 +16,7 @@ from runtime.problems import Problem
 from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from services.intake import domain, store
 from services.intake.api.fields import IdNumber
-from services.intake.api.ndjson import first_error, run_ndjson_batch
+from services.intake.api.ndjson import first_error, run_ndjson_batch, tally
 from services.intake.api.warnings import rematch_warnings
 
 router = APIRouter()
@@ -226,11 +226,7 @@ async def import_households(
     async for results, found in run_ndjson_batch(request, ctx, principal, HouseholdIn, ingest, 500,
                                                 lambda line, exc: HouseholdRow(line=line, outcome="invalid", **first_error(exc))):
         notices.update(found)
-        for result in results:
-            setattr(summary, result.outcome, getattr(summary, result.outcome) + 1)
-            if result.outcome == "invalid":
-                summary.rejected.append(result)
-        summary.rows += len(results)
+        tally(summary, results)
     summary.notices = sorted(notices)
     return summary
 

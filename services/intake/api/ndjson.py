@@ -1,6 +1,8 @@
 """Streamed NDJSON uploads, validated line by line and committed chunk by chunk."""
 from __future__ import annotations
 
+from collections import Counter
+
 from fastapi import Request
 from pydantic import ValidationError
 
@@ -45,6 +47,17 @@ async def ndjson_lines(request: Request):
             yield lines
     if pending.strip():
         yield [(number + 1, pending)]
+
+
+def tally(summary, results) -> None:
+    """Add one chunk's row outcomes to a batch summary: a count per outcome (a field of the summary
+    each), and the invalid rows themselves in `summary.rejected`."""
+    counts = Counter(result.outcome for result in results)
+    for outcome, count in counts.items():
+        setattr(summary, outcome, getattr(summary, outcome) + count)
+    if counts["invalid"]:
+        summary.rejected.extend(result for result in results if result.outcome == "invalid")
+    summary.rows += len(results)
 
 
 def first_error(exc: ValidationError) -> dict:

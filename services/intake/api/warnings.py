@@ -1,7 +1,6 @@
 """Department warnings (部门筛查预警): single, streamed batch, and the unmatched list."""
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -21,7 +20,7 @@ from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from services.intake import domain, store
 from services.intake.api.clues import new_clue
 from services.intake.api.fields import IdNumber
-from services.intake.api.ndjson import first_error, run_ndjson_batch
+from services.intake.api.ndjson import first_error, run_ndjson_batch, tally
 
 router = APIRouter()
 
@@ -58,6 +57,15 @@ class RowOutcome(BaseModel):
     household_id: str | None = None
     field: str | None = None
     reason: str | None = None
+
+
+def clue_of_warning(clue_id: str, household: store.HouseholdRef, now: datetime, risk_types: list, warning):
+    """The clue a warning raises, whether it arrives matched or is re-matched later (`warning`: the
+    request row or the stored one; both carry the same fields)."""
+    return new_clue(clue_id, household, ClueChannel.DEPARTMENT_WARNING, now, risk_types,
+                    department=warning.department, source_record_id=warning.source_record_id,
+                    indicator=warning.indicator, amount=warning.amount, observed_at=warning.observed_at,
+                    detail=warning.detail)
 
 
 WARNING_SENDERS = require("department_system", "department_liaison", kinds=("system", "staff"))
@@ -130,10 +138,7 @@ async def ingest_warnings(uow: UnitOfWork, principal: Principal, rows: list[tupl
                 indicator=row.indicator, observed_at=row.observed_at), occurred_at=row.observed_at)]))
             outcomes[line] = RowOutcome(line=line, outcome="unmatched", warning_id=warning_id)
             continue
-        stream, clue_row = new_clue(
-            clue_id, household, ClueChannel.DEPARTMENT_WARNING, now, risk_types,
-            department=row.department, source_record_id=row.source_record_id, indicator=row.indicator,
-            amount=row.amount, observed_at=row.observed_at, detail=row.detail)
+        stream, clue_row = clue_of_warning(clue_id, household, now, risk_types, row)
         new_streams.append(stream)
         clue_rows.append(clue_row)
         # model_construct: the values are ours, and this is the one outcome a million-row batch repeats
@@ -188,12 +193,7 @@ async def post_warning_batch(
 
     async for results in run_ndjson_batch(request, ctx, principal, WarningIn, ingest, BATCH_CHUNK_ROWS,
                                           lambda line, exc: RowOutcome(line=line, outcome="invalid", **first_error(exc))):
-        counts = Counter(result.outcome for result in results)
-        for outcome, count in counts.items():
-            setattr(summary, outcome, getattr(summary, outcome) + count)
-        if counts["invalid"]:
-            summary.rejected.extend(result for result in results if result.outcome == "invalid")
-        summary.rows += len(results)
+        tally(summary, results)
     return summary
 
 
@@ -207,10 +207,7 @@ async def rematch_warnings(uow: UnitOfWork, people: dict[str, store.HouseholdRef
         clue_id = new_id_str()
         year = (w.observed_at or now).year
         risk_types = domain.risk_types_of_warning(w.department, w.indicator, w.amount, year)
-        stream, clue_row = new_clue(
-            clue_id, household, ClueChannel.DEPARTMENT_WARNING, now, risk_types,
-            department=w.department, source_record_id=w.source_record_id, indicator=w.indicator,
-            amount=w.amount, observed_at=w.observed_at, detail=w.detail)
+        stream, clue_row = clue_of_warning(clue_id, household, now, risk_types, w)
         streams.append(stream)
         clue_rows.append(clue_row)
         matched.append({"department": w.department, "source_record_id": w.source_record_id,
