@@ -164,6 +164,14 @@ async def last_position(conn) -> int:
     return await conn.fetchval("select coalesce(max(global_position), 0) from events")
 
 
+async def rows_in_events(conn, after: int, upto: int) -> int:
+    """Warnings carried by the events in (after, upto]: a RiskCluesRaised carries a chunk's clues
+    (per partition), any other event one row."""
+    return await conn.fetchval(
+        "select coalesce(sum(case when event_type = 'RiskCluesRaised' then jsonb_array_length(payload->'clues')"
+        " else 1 end), 0) from events where global_position > $1 and global_position <= $2", after, upto)
+
+
 
 
 def intake_processes(system: EmbeddedSystem) -> list[psutil.Process]:
@@ -238,7 +246,8 @@ async def bench_batch(system: EmbeddedSystem, rows: int, households: int, reques
             )
             for start in range(0, rows, per_request)
         ]
-        events_before = await relay_position(conn)
+        counted_to = await relay_position(conn)
+        published = 0  # rows whose events the relay has published
         cpu_before = cpu_seconds(system)
         baseline_rss = intake_rss(system)
         samples: list[tuple[float, int, int]] = []  # (seconds, events published, intake RSS)
@@ -262,7 +271,9 @@ async def bench_batch(system: EmbeddedSystem, rows: int, households: int, reques
         while True:
             await asyncio.sleep(0.5)
             elapsed = time.perf_counter() - started
-            published = await relay_position(conn) - events_before
+            cursor = await relay_position(conn)
+            published += await rows_in_events(conn, counted_to, cursor)
+            counted_to = cursor
             samples.append((elapsed, published, intake_rss(system)))
             if uploading.done():
                 uploading.result()

@@ -55,8 +55,10 @@ class ClueSource(BaseModel):
     worker_id: str | None = None
 
 
-class RiskClueRaised(_IntakeEvent):
-    """A risk clue (风险线索) about a registered household, from any of the three channels."""
+class ClueFacts(BaseModel):
+    """What a risk clue (风险线索) about a registered household says, from any of the three channels."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     clue_id: str
     household_id: str
@@ -68,6 +70,23 @@ class RiskClueRaised(_IntakeEvent):
     risk_types: list[RiskType]
     priority_groups: list[PriorityGroup] = []
     detail: str | None = None
+
+
+class RiskClueRaised(ClueFacts, _IntakeEvent):
+    """One clue: the household and its region are also the envelope's."""
+
+
+class BatchedClue(ClueFacts):
+    region_code: str
+
+
+class RiskCluesRaised(_IntakeEvent):
+    """Clues raised together by one committed chunk of a department's batch upload
+    (`POST /v1/warnings:batch`, 批量预警): one event per chunk and topic partition, so that a
+    million warnings are not a million events, and every household's clues still reach the
+    partition (and so the order) of its other events. The envelope names no household."""
+
+    clues: list[BatchedClue]
 
 
 class WarningUnmatched(_IntakeEvent):

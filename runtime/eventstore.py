@@ -50,6 +50,9 @@ class NewEvent:
     household_id: str | None = None
     region_code: str | None = None
     occurred_at: datetime | None = None
+    # An event about many households goes to the topic partition of this one (see runtime.kafka.partition_of);
+    # left out, the event goes to its household's partition, or its stream's.
+    partition_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ class EventStore:
 
     def _sealer(self, meta: EventMetadata, now: datetime):
         """seal(stream_id, position, prev_hash, new event) -> the event as the row it is stored as,
-        its hash covering every field but itself. What the events of one append share is worked
+        its hash covering every envelope field but itself (the partition key is routing, not content). What the events of one append share is worked
         out once: at bulk rates, spelling the same time and actor per event cost more than the rest."""
         utc: dict[datetime, tuple[datetime, str]] = {}
 
@@ -179,7 +182,7 @@ class EventStore:
                    "stream_position": position, "household_id": new.household_id, "region_code": new.region_code,
                    "occurred_at": occurred_at, "prev_hash": prev_hash, "payload": new.payload.model_dump(mode="json")}
             body = {**own, **shared_spelled, "event_id": str(event_id), "occurred_at": occurred_spelled}
-            return {**own, **shared, "hash": compute_hash(body)}
+            return {**own, **shared, "hash": compute_hash(body), "partition_key": new.partition_key}
 
         return seal
 

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from contracts.topics import SERVICES, dead_letter_topic, events_topic
 from runtime.settings import Settings
@@ -63,3 +65,10 @@ async def ensure_topics(settings: Settings, topics: list[str] | None = None) -> 
         return missing
     finally:
         await admin.close()
+
+
+@lru_cache(maxsize=1 << 16)
+def partition_of(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2, as the Java client): the relay's choice of partition,
+    and how intake groups a batch's clues by it. Cached, since keys repeat per household."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

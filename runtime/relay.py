@@ -16,16 +16,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 import orjson
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from runtime.kafka import ensure_topics, make_producer
+from runtime.kafka import ensure_topics, make_producer, partition_of
 from runtime.service import ServiceContext
 from runtime.tables import ENVELOPE_COLUMNS, events, relay_cursor
 from runtime.tasks import sleep_unless_stopped
@@ -44,8 +42,8 @@ _NAMES = [str(c.name) for c in ENVELOPE_COLUMNS]  # plain str: orjson refuses SQ
 
 def envelope_json(row) -> bytes:
     """The message value: the envelope as EventEnvelope.to_json would write it, built from the row
-    (global_position first, then the envelope's columns)."""
-    body = dict(zip(_NAMES, row[1:]))
+    (global_position and partition_key first, then the envelope's columns)."""
+    body = dict(zip(_NAMES, row[2:]))
     body["actor"], body["payload"] = orjson.Fragment(row.actor), orjson.Fragment(row.payload)
     return orjson.dumps(body, option=orjson.OPT_UTC_Z)
 
@@ -70,12 +68,6 @@ _RUNNING = sa.text(
 )
 
 
-@lru_cache(maxsize=1 << 16)
-def partition_of(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2, as the Java client); cached, since keys repeat per household."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
 class OutboxRelay:
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
@@ -87,6 +79,7 @@ class OutboxRelay:
         self._history_checked = False
         self.gap: Gap | None = None
         self._silent_checks = 0
+        self._partitions_reported = False
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -148,7 +141,7 @@ class OutboxRelay:
                 return 0  # or another copy of this service holds it and is publishing
             rows = (
                 await session.execute(
-                    sa.select(events.c.global_position, *_AS_STORED)
+                    sa.select(events.c.global_position, events.c.partition_key, *_AS_STORED)
                     .where(events.c.global_position > position)
                     .order_by(events.c.global_position)
                     .limit(self.settings.relay_batch_size)
@@ -195,10 +188,15 @@ class OutboxRelay:
         """One record batch per partition (keyed by household, so its events stay in order)."""
         assert self.producer is not None
         partitions = len(await self.producer.partitions_for(self.topic))
+        if partitions != self.settings.kafka_partitions and not self._partitions_reported:
+            self._partitions_reported = True
+            log.warning("relay %s: topic %s has %d partitions, settings say %d (FANGPIN_KAFKA_PARTITIONS); batches "
+                        "of clues were grouped by the settings, so a household's events may now be out of order",
+                        self.ctx.name, self.topic, partitions, self.settings.kafka_partitions)
         batches: dict[int, tuple] = {}  # partition -> (batch builder, event id of its first record)
         sent = []
         for row in rows:
-            key = (row.household_id or row.stream_id).encode()
+            key = (row.partition_key or row.household_id or row.stream_id).encode()
             partition = partition_of(key, partitions)
             headers = [("event_id", row.event_id.encode()), ("event_type", row.event_type.encode())]
             if row.traceparent:

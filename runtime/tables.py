@@ -26,6 +26,8 @@ events = sa.Table(
     sa.Column("hash", sa.Text),
     sa.Column("payload", pg.JSONB),
     sa.Column("txid", sa.BigInteger),
+    # Routing, not content: the key of the topic partition an event about many households goes to.
+    sa.Column("partition_key", sa.Text),
 )
 
 relay_cursor = sa.Table(
@@ -60,4 +62,4 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True)),
 )
 
-ENVELOPE_COLUMNS = [c for c in events.c if c.name not in ("global_position", "txid")]
+ENVELOPE_COLUMNS = [c for c in events.c if c.name not in ("global_position", "txid", "partition_key")]

@@ -70,3 +70,9 @@ def add_relay_cursor() -> None:
     # a store that was running before publishes its events once more, and inboxes absorb them.
     op.drop_index("events_unpublished", table_name="events")
     op.drop_column("events", "published_at")
+
+
+def add_partition_key() -> None:
+    """An event about many households (a batch of clues) names the household whose topic partition
+    it goes to; an event about one household goes to that household's partition as before."""
+    op.add_column("events", sa.Column("partition_key", sa.Text))

@@ -2,12 +2,13 @@
 person over HTTP or by the clock), a notice's days run out."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from contracts.base import decode_payload
 from contracts.envelope import Actor, EventEnvelope
+from contracts.intake import ClueFacts
 from contracts.screening import (
     CaseStepOverdue, IdentificationRejected, QualityIssueRaised, SubjectIdentified, SubjectRiskAdded, VerificationCaseOpened,
 )
@@ -24,28 +25,39 @@ ALLOWANCE_INDICATORS = {("civil_affairs", "new_dibao"), ("civil_affairs", "new_t
 
 
 async def on_risk_clue_raised(uow: UnitOfWork, envelope: EventEnvelope) -> None:
-    clue = decode_payload(envelope)
+    await clue_into_case(uow, decode_payload(envelope), envelope.region_code, envelope.occurred_at)
+
+
+async def on_risk_clues_raised(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    """A batch upload's clues, taken one after the other in one transaction: a later clue of the
+    same household finds the case the earlier one opened."""
+    for clue in decode_payload(envelope).clues:
+        await clue_into_case(uow, clue, clue.region_code, envelope.occurred_at)
+
+
+async def clue_into_case(uow: UnitOfWork, clue: ClueFacts, region_code: str, occurred_at: datetime) -> None:
+    """A clue opens the household's case, joins its open case, or adds a risk to its subject."""
     if (clue.source.department, clue.indicator) in ALLOWANCE_INDICATORS:
         # watched for 体外循环: it must end in a subject or an open case within out_of_loop_days
         await store.watch_allowance(uow.session, {
-            "clue_id": clue.clue_id, "household_id": clue.household_id, "region_code": envelope.region_code,
-            "indicator": clue.indicator, "observed_at": clue.observed_at or envelope.occurred_at})
+            "clue_id": clue.clue_id, "household_id": clue.household_id, "region_code": region_code,
+            "indicator": clue.indicator, "observed_at": clue.observed_at or occurred_at})
     open_case = await store.open_case_of(uow.session, clue.household_id)
     subject = await store.monitored_subject(uow.session, clue.household_id)
     now = uow.ctx.clock.now()
-    new = domain.take_clue(open_case, clue, envelope.region_code, new_id_str(), now.date(),
+    new = domain.take_clue(open_case, clue, region_code, new_id_str(), now.date(),
                            uow.ctx.settings.step_due_days["verification_visit"], subject)
     for event in new:
         if isinstance(event, SubjectRiskAdded):
             stream = await uow.events.load(f"subject-{clue.household_id}")
             await uow.append(stream.stream_id, stream.position, [
-                NewEvent(event, household_id=clue.household_id, region_code=envelope.region_code)])
+                NewEvent(event, household_id=clue.household_id, region_code=region_code)])
             await store.add_subject_risk(uow.session, clue.household_id, clue.clue_id,
                                          [r.value for r in event.risk_types], now)
             continue
         stream = f"case-{event.case_id}"
         position = 0 if isinstance(event, VerificationCaseOpened) else (await uow.events.load(stream)).position
-        await uow.append(stream, position, [NewEvent(event, household_id=clue.household_id, region_code=envelope.region_code)])
+        await uow.append(stream, position, [NewEvent(event, household_id=clue.household_id, region_code=region_code)])
         if isinstance(event, VerificationCaseOpened):
             await uow.session.execute(store.cases.insert().values(
                 case_id=event.case_id, household_id=event.household_id, region_code=event.region_code, status="open",
@@ -198,6 +210,7 @@ async def run_checks(ctx: ServiceContext) -> None:
 
 HANDLERS: dict[str, EventHandler] = {
     "RiskClueRaised": on_risk_clue_raised,
+    "RiskCluesRaised": on_risk_clues_raised,
     "HouseholdRegistered": on_household_facts,
     "HouseholdUpdated": on_household_facts,
     "ExitApproved": on_exit_approved,

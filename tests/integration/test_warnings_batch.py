@@ -3,6 +3,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import eventually
 from tests.factories import household, id_number, warning
 
 pytestmark = pytest.mark.integration
@@ -77,3 +78,32 @@ async def test_an_upload_cut_off_mid_stream_keeps_what_was_committed_and_a_retry
         assert (retry["duplicate"], retry["unmatched"]) == (2000, 500)
         assert await count(system, "select count(*) from warnings") == 2500
         assert await count(system, "select count(*) from events") == 2500
+
+
+async def test_a_batchs_clues_reach_screening_in_a_few_events_one_case_per_household(run_services):
+    async with run_services("intake", "screening") as system:
+        intake, screening = system.clients["intake"], system.clients["screening"]
+        county = system.token("county_officer", "410721")
+        mca = system.token("department_system", kind="system", department="civil_affairs", sub="mca")
+        for n in range(1, 9):
+            assert (await intake.post("/v1/households", headers=county, json=household(f"B{n}", n))).status_code == 201
+        # Two warnings for B1 and B2 each: one case each, with both clues.
+        rows = [warning(f"T-{n}", id_number(n)) for n in range(1, 9)] + [warning("T-1b", id_number(1)), warning("T-2b", id_number(2))]
+        r = await intake.post("/v1/warnings:batch", headers=mca, content=ndjson(*rows))
+        assert r.status_code == 200 and r.json()["accepted"] == 10, r.text
+        batch_events = await count(system, "select count(*) from events where event_type = 'RiskCluesRaised'")
+        assert 1 <= batch_events <= system.settings["intake"].kafka_partitions
+        assert await count(system, "select count(*) from events where event_type = 'RiskClueRaised'") == 0
+        assert await count(system, "select sum(jsonb_array_length(payload->'clues')) from events "
+                                   "where event_type = 'RiskCluesRaised'") == 10
+
+        async def cases():
+            items = (await screening.get("/v1/cases?limit=50", headers=county)).json()["items"]
+            return items if sum(len(c["clue_ids"]) for c in items) == 10 else None
+
+        opened = await eventually(cases)
+        assert sorted(c["household_id"] for c in opened) == [f"B{n}" for n in range(1, 9)]
+        clue_ids = {c["household_id"]: c["clue_ids"] for c in opened}
+        assert len(clue_ids["B1"]) == len(clue_ids["B2"]) == 2
+        listed = (await intake.get("/v1/clues?limit=50", headers=county)).json()["items"]
+        assert {c["clue_id"] for c in listed} == {i for ids in clue_ids.values() for i in ids}

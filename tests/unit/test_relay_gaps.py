@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from runtime import relay as relay_module
+from runtime.kafka import partition_of
 from runtime.relay import OutboxRelay
 
 
@@ -58,4 +59,4 @@ def test_a_long_wait_at_a_gap_is_logged_once(monkeypatch, caplog):
 def test_partitions_match_the_kafka_default_partitioner(key):
     from aiokafka.partitioner import DefaultPartitioner
 
-    assert relay_module.partition_of(key, 6) == DefaultPartitioner()(key, list(range(6)), list(range(6)))
+    assert partition_of(key, 6) == DefaultPartitioner()(key, list(range(6)), list(range(6)))

@@ -7,10 +7,12 @@ from decimal import Decimal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from contracts.intake import ClueSource, RiskClueRaised
+from contracts.intake import BatchedClue, ClueSource, RiskClueRaised, RiskCluesRaised
 from contracts.vocabulary import ClueChannel, PriorityGroup, RiskType
 from runtime.auth import Principal, region_scope, require
 from runtime.eventstore import NewEvent, StreamHead
+from runtime.ids import new_id_str
+from runtime.kafka import partition_of
 from runtime.paging import Page, PageRequest, make_page, page_request
 from runtime.service import ServiceContext, get_context
 from services.intake import domain, store
@@ -18,28 +20,50 @@ from services.intake import domain, store
 router = APIRouter()
 
 
-def new_clue(
+def raise_clue(
     clue_id: str, household: store.HouseholdRef, channel: ClueChannel, now: datetime, risk_types: list[RiskType], *,
     department: str | None = None, source_record_id: str | None = None, worker_id: str | None = None,
     indicator: str | None = None, amount: Decimal | None = None, observed_at: datetime | None = None,
     detail: str | None = None,
-) -> tuple[tuple[StreamHead, list[NewEvent]], dict]:
-    """A clue of any channel: its RiskClueRaised event (a new stream) and its row, marked with the
-    priority groups its facts put the household in."""
+) -> tuple[BatchedClue, dict]:
+    """A clue of any channel: what it says (marked with the priority groups its facts put the
+    household in) and its row."""
     groups = domain.priority_groups(department, indicator, risk_types, (observed_at or now).year,
                                     household.poverty_status, now.year)
     source = ClueSource(department=department, source_record_id=source_record_id, worker_id=worker_id)
-    event = RiskClueRaised(clue_id=clue_id, household_id=household.household_id, channel=channel, source=source,
-                           indicator=indicator, amount=amount, observed_at=observed_at, risk_types=risk_types,
-                           priority_groups=groups, detail=detail)
+    clue = BatchedClue(clue_id=clue_id, household_id=household.household_id, region_code=household.region_code,
+                       channel=channel, source=source, indicator=indicator, amount=amount, observed_at=observed_at,
+                       risk_types=risk_types, priority_groups=groups, detail=detail)
     row = {"clue_id": clue_id, "household_id": household.household_id, "region_code": household.region_code,
            "channel": channel.value, "indicator": indicator,
            "source": {k: v for k, v in (("department", department), ("source_record_id", source_record_id),
                                         ("worker_id", worker_id)) if v is not None},
            "risk_types": [r.value for r in risk_types], "priority_groups": [g.value for g in groups],
            "status": "open", "raised_at": now}
-    new = NewEvent(event, household_id=household.household_id, region_code=household.region_code, occurred_at=observed_at)
-    return (StreamHead(f"clue-{clue_id}"), [new]), row
+    return clue, row
+
+
+def new_clue(clue_id: str, household: store.HouseholdRef, channel: ClueChannel, now: datetime,
+             risk_types: list[RiskType], **facts) -> tuple[tuple[StreamHead, list[NewEvent]], dict]:
+    """A clue raised on its own: its RiskClueRaised event (a new stream) and its row."""
+    clue, row = raise_clue(clue_id, household, channel, now, risk_types, **facts)
+    return clue_on_its_own(clue), row
+
+
+def clue_on_its_own(clue: BatchedClue) -> tuple[StreamHead, list[NewEvent]]:
+    event = RiskClueRaised(**{name: value for name, value in clue if name != "region_code"})
+    return StreamHead(f"clue-{clue.clue_id}"), [NewEvent(event, household_id=clue.household_id,
+                                                         region_code=clue.region_code, occurred_at=clue.observed_at)]
+
+
+def clues_together(clues: list[BatchedClue], partitions: int) -> list[tuple[StreamHead, list[NewEvent]]]:
+    """Many clues in a few events: one RiskCluesRaised per topic partition their households fall
+    in, keyed by the first of them, so that each clue travels in its household's partition."""
+    by_partition: dict[int, list[BatchedClue]] = {}
+    for clue in clues:
+        by_partition.setdefault(partition_of(clue.household_id.encode(), partitions), []).append(clue)
+    return [(StreamHead(f"clues-{new_id_str()}"), [NewEvent(RiskCluesRaised(clues=group), partition_key=group[0].household_id)])
+            for group in by_partition.values()]
 
 
 class ClueView(BaseModel):

@@ -18,7 +18,7 @@ from runtime.paging import Page, PageRequest, make_page, page_request
 from runtime.problems import Problem, field_error
 from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from services.intake import domain, store
-from services.intake.api.clues import new_clue
+from services.intake.api.clues import clue_on_its_own, clues_together, raise_clue
 from services.intake.api.fields import IdNumber
 from services.intake.api.ndjson import first_error, run_ndjson_batch, tally
 
@@ -61,19 +61,21 @@ class RowOutcome(BaseModel):
 
 def clue_of_warning(clue_id: str, household: store.HouseholdRef, now: datetime, risk_types: list, warning):
     """The clue a warning raises, whether it arrives matched or is re-matched later (`warning`: the
-    request row or the stored one; both carry the same fields)."""
-    return new_clue(clue_id, household, ClueChannel.DEPARTMENT_WARNING, now, risk_types,
-                    department=warning.department, source_record_id=warning.source_record_id,
-                    indicator=warning.indicator, amount=warning.amount, observed_at=warning.observed_at,
-                    detail=warning.detail)
+    request row or the stored one; both carry the same fields), and its row."""
+    return raise_clue(clue_id, household, ClueChannel.DEPARTMENT_WARNING, now, risk_types,
+                      department=warning.department, source_record_id=warning.source_record_id,
+                      indicator=warning.indicator, amount=warning.amount, observed_at=warning.observed_at,
+                      detail=warning.detail)
 
 
 WARNING_SENDERS = require("department_system", "department_liaison", kinds=("system", "staff"))
 
 
-async def ingest_warnings(uow: UnitOfWork, principal: Principal, rows: list[tuple[int, WarningIn | RowOutcome]]) -> list[RowOutcome]:
+async def ingest_warnings(uow: UnitOfWork, principal: Principal, rows: list[tuple[int, WarningIn | RowOutcome]],
+                          together: bool = False) -> list[RowOutcome]:
     """Set-based ingestion of department warnings (部门筛查预警): a handful of queries per call,
-    whatever the number of rows. A single POST is a batch of one."""
+    whatever the number of rows. A single POST is a batch of one. `together`: the clues go out in
+    a few RiskCluesRaised events (batch uploads), not one RiskClueRaised each."""
     vault = store.IdentityVault(uow.ctx.settings)
     now = uow.ctx.clock.now()
     outcomes: dict[int, RowOutcome] = {}
@@ -128,7 +130,7 @@ async def ingest_warnings(uow: UnitOfWork, principal: Principal, rows: list[tupl
         outcomes[line] = RowOutcome(line=line, outcome="duplicate", warning_id=before.warning_id,
                                     clue_id=before.clue_id, household_id=before.household_id)
 
-    new_streams, clue_rows = [], []
+    new_streams, clues, clue_rows = [], [], []
     for line, row, risk_types, household, warning_id, clue_id in planned:
         if (row.department, row.source_record_id) not in claimed:
             continue
@@ -138,12 +140,16 @@ async def ingest_warnings(uow: UnitOfWork, principal: Principal, rows: list[tupl
                 indicator=row.indicator, observed_at=row.observed_at), occurred_at=row.observed_at)]))
             outcomes[line] = RowOutcome(line=line, outcome="unmatched", warning_id=warning_id)
             continue
-        stream, clue_row = clue_of_warning(clue_id, household, now, risk_types, row)
-        new_streams.append(stream)
+        clue, clue_row = clue_of_warning(clue_id, household, now, risk_types, row)
+        clues.append(clue)
         clue_rows.append(clue_row)
         # model_construct: the values are ours, and this is the one outcome a million-row batch repeats
         outcomes[line] = RowOutcome.model_construct(line=line, outcome="accepted", warning_id=warning_id,
                                                     clue_id=clue_id, household_id=household.household_id)
+    if together:
+        new_streams.extend(clues_together(clues, uow.ctx.settings.kafka_partitions))
+    else:
+        new_streams.extend(clue_on_its_own(clue) for clue in clues)
     await uow.append_many(new_streams)
     await store.insert_clues(uow.session, clue_rows)
     return [outcomes[line] for line, _ in rows]
@@ -189,7 +195,7 @@ async def post_warning_batch(
     summary = BatchOutcome()
 
     async def ingest(uow: UnitOfWork, chunk):
-        return await ingest_warnings(uow, principal, chunk)
+        return await ingest_warnings(uow, principal, chunk, together=True)
 
     async for results in run_ndjson_batch(request, ctx, principal, WarningIn, ingest, BATCH_CHUNK_ROWS,
                                           lambda line, exc: RowOutcome(line=line, outcome="invalid", **first_error(exc))):
@@ -207,8 +213,8 @@ async def rematch_warnings(uow: UnitOfWork, people: dict[str, store.HouseholdRef
         clue_id = new_id_str()
         year = (w.observed_at or now).year
         risk_types = domain.risk_types_of_warning(w.department, w.indicator, w.amount, year)
-        stream, clue_row = clue_of_warning(clue_id, household, now, risk_types, w)
-        streams.append(stream)
+        clue, clue_row = clue_of_warning(clue_id, household, now, risk_types, w)
+        streams.append(clue_on_its_own(clue))
         clue_rows.append(clue_row)
         matched.append({"department": w.department, "source_record_id": w.source_record_id,
                         "household_id": household.household_id, "clue_id": clue_id})

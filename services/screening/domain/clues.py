@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from contracts.intake import RiskClueRaised
+from contracts.intake import ClueFacts
 from contracts.screening import ClueAttachedToCase, SubjectRiskAdded, VerificationCaseOpened
 from contracts.vocabulary import RiskType
 
@@ -26,7 +26,7 @@ class MonitoredSubject:
 
 
 def take_clue(
-    open_case: OpenCase | None, clue: RiskClueRaised, region_code: str, new_case_id: str, today: date, due_days: int,
+    open_case: OpenCase | None, clue: ClueFacts, region_code: str, new_case_id: str, today: date, due_days: int,
     subject: MonitoredSubject | None = None,
 ) -> list[VerificationCaseOpened | ClueAttachedToCase | SubjectRiskAdded]:
     """One open case per household: the first clue opens it, later clues attach to it

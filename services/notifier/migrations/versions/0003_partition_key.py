@@ -1,0 +1,15 @@
+"""notifier: events may name the key of the topic partition they go to
+
+Revision ID: notifier_0003
+Revises: notifier_0002
+"""
+from runtime.migrations.runtime_tables import add_partition_key
+
+revision = "notifier_0003"
+down_revision = "notifier_0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    add_partition_key()
