@@ -13,16 +13,20 @@ from contracts.vocabulary import LaborCapacity, PriorityGroup, RiskType
 REGION_CODE = re.compile(r"^\d{12}$")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_ID_SHAPE = re.compile(r"\d{17}[\dX]")
+_ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")  # ASCII digits only (\d would also take other scripts' digits)
 
 
 class InvalidIdNumber(ValueError):
     pass
 
 
+_ASCII_ZERO_WEIGHED = ord("0") * sum(_ID_WEIGHTS)
+
+
 def id_check_digit(first17: str) -> str:
-    """GB 11643 check character for the first 17 digits of a citizen ID number."""
-    return _ID_CHECK[sum(map(mul, map(int, first17), _ID_WEIGHTS)) % 11]
+    """GB 11643 check character for the first 17 digits of a citizen ID number (weighed as their
+    character codes, less those of zeros: no int() per digit)."""
+    return _ID_CHECK[(sum(map(mul, first17.encode(), _ID_WEIGHTS)) - _ASCII_ZERO_WEIGHED) % 11]
 
 
 def parse_id_number(id_number: str) -> date:

@@ -3,6 +3,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from services.intake.api.warnings import BATCH_CHUNK_ROWS
 from tests.conftest import eventually
 from tests.factories import household, id_number, warning
 
@@ -62,7 +63,8 @@ async def test_an_upload_cut_off_mid_stream_keeps_what_was_committed_and_a_retry
     async with run_services("intake") as system:
         intake = system.clients["intake"]
         mca = system.token("department_system", kind="system", department="civil_affairs", sub="mca")
-        rows = [warning(f"U-{n}", id_number(n, birth="19700101")) for n in range(2500)]  # all unmatched
+        chunk = BATCH_CHUNK_ROWS
+        rows = [warning(f"U-{n}", id_number(n, birth="19700101")) for n in range(chunk + 500)]  # all unmatched
 
         async def cut_off_after(lines: int):
             for row in rows[:lines]:
@@ -70,14 +72,14 @@ async def test_an_upload_cut_off_mid_stream_keeps_what_was_committed_and_a_retry
             raise ConnectionResetError("the department's network dropped")
 
         with pytest.raises(ConnectionResetError):
-            await intake.post("/v1/warnings:batch", headers=mca, content=cut_off_after(2200))
+            await intake.post("/v1/warnings:batch", headers=mca, content=cut_off_after(chunk + 200))
         kept = await count(system, "select count(*) from warnings")
-        assert kept == 2000, "whole chunks of a thousand rows are committed as they arrive"
+        assert kept == chunk, "whole chunks are committed as they arrive; the cut-off part of one is not"
 
         retry = (await intake.post("/v1/warnings:batch", headers=mca, content=ndjson(*rows))).json()
-        assert (retry["duplicate"], retry["unmatched"]) == (2000, 500)
-        assert await count(system, "select count(*) from warnings") == 2500
-        assert await count(system, "select count(*) from events") == 2500
+        assert (retry["duplicate"], retry["unmatched"]) == (chunk, 500)
+        assert await count(system, "select count(*) from warnings") == chunk + 500
+        assert await count(system, "select count(*) from events") == chunk + 500
 
 
 async def test_a_batchs_clues_reach_screening_in_a_few_events_one_case_per_household(run_services):

@@ -35,7 +35,8 @@ def test_every_number_with_its_computed_check_digit_parses_and_any_other_digit_f
         intake.parse_id_number(first17 + wrong)
 
 
-@pytest.mark.parametrize("bad", ["41072119800101123", "4107211980010112345", "41072119800A01123X"])
+@pytest.mark.parametrize("bad", ["41072119800101123", "4107211980010112345", "41072119800A01123X",
+                                 "٤١٠٧٢١١٩٨٠٠١٠١٠٠١X"])  # the last: digits of another script
 def test_wrong_length_or_letters_are_refused(bad):
     with pytest.raises(intake.InvalidIdNumber, match="17 digits"):
         intake.parse_id_number(bad)
