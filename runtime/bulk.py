@@ -42,11 +42,19 @@ async def insert_unnest(
     session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]], suffix: str = "",
 ) -> list:
     """INSERT INTO table (cols) SELECT * FROM unnest($1::type[], …) {suffix}: one statement, the
-    values as typed arrays. `suffix` holds ON CONFLICT / RETURNING; returns the rows it returns."""
+    values as typed arrays. `suffix` holds ON CONFLICT / RETURNING; returns the rows it returns.
+    A nullable column without a default that is None in every row is left out: it ends up NULL
+    all the same, and the driver checks each value of an array it is sent."""
     if not rows:
         return []
-    columns = list(rows[0])
-    arrays = [[r[c] for r in rows] for c in columns]
+    columns, arrays = [], []
+    for name in rows[0]:
+        values = [r[name] for r in rows]
+        column = table.c[name]
+        if column.nullable and column.server_default is None and not any(v is not None for v in values):
+            continue
+        columns.append(name)
+        arrays.append(values)
     params = ", ".join(f"${i}::{_array_type(table.c[c])}" for i, c in enumerate(columns, start=1))
     quoted = ", ".join(f'"{c}"' for c in columns)
     sql = f'INSERT INTO "{table.name}" ({quoted}) SELECT * FROM unnest({params}) {suffix}'
