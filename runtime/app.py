@@ -65,7 +65,7 @@ def create_app(
         gc.freeze()
         # A bulk chunk allocates tens of thousands of short-lived containers; with the default young
         # generation (700) the collector runs every few rows and walks the chunk's live rows each time.
-        gc.set_threshold(YOUNG_GENERATION, 20, 20)
+        gc.set_threshold(YOUNG_GENERATION, 10, 10)
         log.info("%s: ready (database migrated, relay and consumer started)", definition.name)
         try:
             yield

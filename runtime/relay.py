@@ -13,6 +13,7 @@ in memory), and the cursor goes back to the start; consumers' inboxes absorb the
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -253,7 +254,9 @@ class OutboxRelay:
         if not any_published:
             self.anchors.clear()
             return False
-        reader = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False)
+        # It needs the first record at each anchor, not a partition's worth of them.
+        reader = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
+                                  max_partition_fetch_bytes=64 * 1024, fetch_max_bytes=1024 * 1024)
         await reader.start()
         try:
             await reader.topics()  # fetches fresh metadata
@@ -280,6 +283,9 @@ class OutboxRelay:
             return self._nothing_found(not found)
         finally:
             await reader.stop()
+            # The reader's fetched records hang in reference cycles; a process that is idle otherwise
+            # allocates too little to set off the collector (see runtime.app), so they would pile up.
+            gc.collect(1)
 
 
 async def _first_records(reader: AIOKafkaConsumer, tps: list[TopicPartition], timeout_ms: int) -> dict:
