@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.base import EventPayload
+from contracts.base import DumpedPayload, EventPayload
 from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, compute_hash, utc_spelling
 from runtime.bulk import copy_records
 from runtime.clock import Clock
@@ -46,7 +46,7 @@ class EventMetadata:
 
 @dataclass(frozen=True)
 class NewEvent:
-    payload: EventPayload
+    payload: EventPayload | DumpedPayload
     household_id: str | None = None
     region_code: str | None = None
     occurred_at: datetime | None = None

@@ -7,7 +7,8 @@ from decimal import Decimal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from contracts.intake import BatchedClue, ClueSource, RiskClueRaised, RiskCluesRaised
+from contracts.base import DumpedPayload
+from contracts.intake import RiskClueRaised, RiskCluesRaised
 from contracts.vocabulary import ClueChannel, PriorityGroup, RiskType
 from runtime.auth import Principal, region_scope, require
 from runtime.eventstore import NewEvent, StreamHead
@@ -25,21 +26,23 @@ def raise_clue(
     department: str | None = None, source_record_id: str | None = None, worker_id: str | None = None,
     indicator: str | None = None, amount: Decimal | None = None, observed_at: datetime | None = None,
     detail: str | None = None,
-) -> tuple[BatchedClue, dict]:
-    """A clue of any channel: what it says (marked with the priority groups its facts put the
-    household in) and its row."""
-    groups = domain.priority_groups(department, indicator, risk_types, (observed_at or now).year,
-                                    household.poverty_status, now.year)
-    source = ClueSource(department=department, source_record_id=source_record_id, worker_id=worker_id)
-    clue = BatchedClue(clue_id=clue_id, household_id=household.household_id, region_code=household.region_code,
-                       channel=channel, source=source, indicator=indicator, amount=amount, observed_at=observed_at,
-                       risk_types=risk_types, priority_groups=groups, detail=detail)
+) -> tuple[dict, dict]:
+    """A clue of any channel, marked with the priority groups its facts put the household in: what
+    it says, as a BatchedClue in JSON (built as such: a batch upload makes one per row, and models
+    built only to be dumped again cost more than the rest of the row), and its row."""
+    groups = [g.value for g in domain.priority_groups(department, indicator, risk_types, (observed_at or now).year,
+                                                      household.poverty_status, now.year)]
+    risks = [r.value for r in risk_types]
+    clue = {"clue_id": clue_id, "household_id": household.household_id, "region_code": household.region_code,
+            "channel": channel.value,
+            "source": {"department": department, "source_record_id": source_record_id, "worker_id": worker_id},
+            "indicator": indicator, "amount": None if amount is None else str(amount),
+            "observed_at": None if observed_at is None else observed_at.isoformat(),
+            "risk_types": risks, "priority_groups": groups, "detail": detail}
     row = {"clue_id": clue_id, "household_id": household.household_id, "region_code": household.region_code,
            "channel": channel.value, "indicator": indicator,
-           "source": {k: v for k, v in (("department", department), ("source_record_id", source_record_id),
-                                        ("worker_id", worker_id)) if v is not None},
-           "risk_types": [r.value for r in risk_types], "priority_groups": [g.value for g in groups],
-           "status": "open", "raised_at": now}
+           "source": {k: v for k, v in clue["source"].items() if v is not None},
+           "risk_types": risks, "priority_groups": groups, "status": "open", "raised_at": now}
     return clue, row
 
 
@@ -50,19 +53,22 @@ def new_clue(clue_id: str, household: store.HouseholdRef, channel: ClueChannel, 
     return clue_on_its_own(clue), row
 
 
-def clue_on_its_own(clue: BatchedClue) -> tuple[StreamHead, list[NewEvent]]:
-    event = RiskClueRaised(**{name: value for name, value in clue if name != "region_code"})
-    return StreamHead(f"clue-{clue.clue_id}"), [NewEvent(event, household_id=clue.household_id,
-                                                         region_code=clue.region_code, occurred_at=clue.observed_at)]
+def clue_on_its_own(clue: dict) -> tuple[StreamHead, list[NewEvent]]:
+    """One clue (from raise_clue) as its own RiskClueRaised event, validated as it is made."""
+    event = RiskClueRaised.model_validate({name: value for name, value in clue.items() if name != "region_code"})
+    return StreamHead(f"clue-{event.clue_id}"), [NewEvent(event, household_id=event.household_id,
+                                                          region_code=clue["region_code"], occurred_at=event.observed_at)]
 
 
-def clues_together(clues: list[BatchedClue], partitions: int) -> list[tuple[StreamHead, list[NewEvent]]]:
-    """Many clues in a few events: one RiskCluesRaised per topic partition their households fall
-    in, keyed by the first of them, so that each clue travels in its household's partition."""
-    by_partition: dict[int, list[BatchedClue]] = {}
+def clues_together(clues: list[dict], partitions: int) -> list[tuple[StreamHead, list[NewEvent]]]:
+    """Many clues (from raise_clue) in a few events: one RiskCluesRaised per topic partition their
+    households fall in, keyed by the first of them, so that each clue travels in its household's
+    partition."""
+    by_partition: dict[int, list[dict]] = {}
     for clue in clues:
-        by_partition.setdefault(partition_of(clue.household_id.encode(), partitions), []).append(clue)
-    return [(StreamHead(f"clues-{new_id_str()}"), [NewEvent(RiskCluesRaised(clues=group), partition_key=group[0].household_id)])
+        by_partition.setdefault(partition_of(clue["household_id"].encode(), partitions), []).append(clue)
+    return [(StreamHead(f"clues-{new_id_str()}"), [NewEvent(DumpedPayload(RiskCluesRaised, {"clues": group}),
+                                                            partition_key=group[0]["household_id"])])
             for group in by_partition.values()]
 
 
