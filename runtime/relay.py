@@ -13,7 +13,6 @@ in memory), and the cursor goes back to the start; consumers' inboxes absorb the
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -283,9 +282,6 @@ class OutboxRelay:
             return self._nothing_found(not found)
         finally:
             await reader.stop()
-            # The reader's fetched records hang in reference cycles; a process that is idle otherwise
-            # allocates too little to set off the collector (see runtime.app), so they would pile up.
-            gc.collect(1)
 
 
 async def _first_records(reader: AIOKafkaConsumer, tps: list[TopicPartition], timeout_ms: int) -> dict:
