@@ -4,7 +4,7 @@ verification case for every one of them.
     .venv/bin/python bench/ingest.py                 # 20,000 warnings on a fresh embedded system
     .venv/bin/python bench/ingest.py --warnings 2000
     .venv/bin/python bench/ingest.py --batch         # 1,000,000 warnings through POST /v1/warnings:batch
-    .venv/bin/python bench/ingest.py --batch --workers 2 --requests 4   # two intake processes, four uploads
+    .venv/bin/python bench/ingest.py --batch --workers 2 --requests 8   # two intake processes, eight uploads
 
 It starts its own embedded system (PostgreSQL, Tansu, five service processes) in a temporary folder
 on free ports, registers one household per warning (not timed), then times the warnings.
