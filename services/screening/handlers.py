@@ -2,9 +2,9 @@
 person over HTTP or by the clock), a notice's days run out."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
 
 from contracts.base import decode_payload
 from contracts.envelope import Actor, EventEnvelope
@@ -18,60 +18,72 @@ from runtime.ids import new_id_str
 from runtime.problems import Problem
 from runtime.service import EventHandler, ServiceContext, UnitOfWork, run_command
 from services.screening import domain, store
-from services.screening.domain import ladder, subjects
+from services.screening.domain import OpenCase, ladder, subjects
 
 
 ALLOWANCE_INDICATORS = {("civil_affairs", "new_dibao"), ("civil_affairs", "new_tekun")}
 
 
 async def on_risk_clue_raised(uow: UnitOfWork, envelope: EventEnvelope) -> None:
-    await clue_into_case(uow, decode_payload(envelope), envelope.region_code, envelope.occurred_at)
+    await take_clues(uow, [(decode_payload(envelope), envelope.region_code)], envelope.occurred_at)
 
 
 async def on_risk_clues_raised(uow: UnitOfWork, envelope: EventEnvelope) -> None:
-    """A batch upload's clues, taken one after the other in one transaction: a later clue of the
-    same household finds the case the earlier one opened."""
-    for clue in decode_payload(envelope).clues:
-        await clue_into_case(uow, clue, clue.region_code, envelope.occurred_at)
+    await take_clues(uow, [(clue, clue.region_code) for clue in decode_payload(envelope).clues], envelope.occurred_at)
 
 
-async def clue_into_case(uow: UnitOfWork, clue: ClueFacts, region_code: str, occurred_at: datetime) -> None:
-    """A clue opens the household's case, joins its open case, or adds a risk to its subject."""
-    if (clue.source.department, clue.indicator) in ALLOWANCE_INDICATORS:
-        # watched for 体外循环: it must end in a subject or an open case within out_of_loop_days
-        await store.watch_allowance(uow.session, {
-            "clue_id": clue.clue_id, "household_id": clue.household_id, "region_code": region_code,
-            "indicator": clue.indicator, "observed_at": clue.observed_at or occurred_at})
-    open_case = await store.open_case_of(uow.session, clue.household_id)
-    subject = await store.monitored_subject(uow.session, clue.household_id)
+async def take_clues(uow: UnitOfWork, clues: list[tuple[ClueFacts, str]], occurred_at: datetime) -> None:
+    """Clues (with their regions) into cases and subjects, a handful of statements however many:
+    each clue opens its household's case, joins the open case, or adds a risk to its subject. The
+    decisions are domain.take_clue's, one clue after the other, so that a later clue of a household
+    finds the case an earlier one opened."""
+    households = list({clue.household_id for clue, _ in clues})
+    open_cases = await store.open_cases_of(uow.session, households)
+    monitored = await store.monitored_subjects(uow.session, households)
     now = uow.ctx.clock.now()
-    new = domain.take_clue(open_case, clue, region_code, new_id_str(), now.date(),
-                           uow.ctx.settings.step_due_days["verification_visit"], subject)
-    for event in new:
-        if isinstance(event, SubjectRiskAdded):
-            stream = await uow.events.load(f"subject-{clue.household_id}")
-            await uow.append(stream.stream_id, stream.position, [
-                NewEvent(event, household_id=clue.household_id, region_code=region_code)])
-            await store.add_subject_risk(uow.session, clue.household_id, clue.clue_id,
-                                         [r.value for r in event.risk_types], now)
-            continue
-        stream = f"case-{event.case_id}"
-        position = 0 if isinstance(event, VerificationCaseOpened) else (await uow.events.load(stream)).position
-        await uow.append(stream, position, [NewEvent(event, household_id=clue.household_id, region_code=region_code)])
-        if isinstance(event, VerificationCaseOpened):
-            await uow.session.execute(store.cases.insert().values(
-                case_id=event.case_id, household_id=event.household_id, region_code=event.region_code, status="open",
-                step=event.step, due_date=event.due_date, risk_types=[r.value for r in event.risk_types],
-                clue_ids=[event.clue_id], opened_at=now, updated_at=now,
-            ))
-        else:
-            await uow.session.execute(
-                sa.update(store.cases).where(store.cases.c.case_id == event.case_id).values(
-                    clue_ids=[*open_case.clue_ids, event.clue_id],
-                    risk_types=sorted(set(open_case.risk_types) | {r.value for r in event.risk_types}),
-                    updated_at=now,
-                )
-            )
+    due_days = uow.ctx.settings.step_due_days["verification_visit"]
+    # watched for 体外循环: an allowance clue must end in a subject or an open case within out_of_loop_days
+    await store.watch_allowances(uow.session, [
+        {"clue_id": clue.clue_id, "household_id": clue.household_id, "region_code": region_code,
+         "indicator": clue.indicator, "observed_at": clue.observed_at or occurred_at}
+        for clue, region_code in clues if (clue.source.department, clue.indicator) in ALLOWANCE_INDICATORS])
+    appends: dict[str, list[NewEvent]] = {}
+    opened: dict[str, dict] = {}  # case_id -> its new row
+    joined: dict[str, OpenCase] = {}  # case_id -> the case with the clues it was given
+    for clue, region_code in clues:
+        household = clue.household_id
+        for event in domain.take_clue(open_cases.get(household), clue, region_code, new_id_str(), now.date(),
+                                      due_days, monitored.get(household)):
+            new = NewEvent(event, household_id=household, region_code=region_code)
+            if isinstance(event, SubjectRiskAdded):
+                appends.setdefault(f"subject-{household}", []).append(new)
+                subject = monitored[household]
+                monitored[household] = replace(subject, clue_ids=(*subject.clue_ids, clue.clue_id))
+                await store.add_subject_risk(uow.session, household, clue.clue_id, [r.value for r in event.risk_types], now)
+                continue
+            appends.setdefault(f"case-{event.case_id}", []).append(new)
+            risk_types = [r.value for r in event.risk_types]
+            if isinstance(event, VerificationCaseOpened):
+                open_cases[household] = OpenCase(event.case_id, household, (clue.clue_id,), tuple(risk_types))
+                opened[event.case_id] = {
+                    "case_id": event.case_id, "household_id": household, "region_code": event.region_code,
+                    "status": "open", "step": event.step, "due_date": event.due_date, "risk_types": risk_types,
+                    "clue_ids": [clue.clue_id], "opened_at": now, "updated_at": now}
+                continue
+            case = open_cases[household]
+            case = open_cases[household] = replace(case, clue_ids=(*case.clue_ids, clue.clue_id),
+                                                   risk_types=tuple(sorted(set(case.risk_types) | set(risk_types))))
+            if case.case_id in opened:  # opened by an earlier clue of these: the new row says it all
+                opened[case.case_id].update(clue_ids=list(case.clue_ids), risk_types=list(case.risk_types))
+            else:
+                joined[case.case_id] = case
+    heads = await uow.events.last_events([stream for stream in appends if not stream.startswith("case-")
+                                          or stream.removeprefix("case-") not in opened])
+    await uow.append_many([
+        (StreamHead(stream, heads[stream].stream_position, heads[stream].hash) if stream in heads else StreamHead(stream), new)
+        for stream, new in appends.items()])
+    await store.insert_cases(uow.session, list(opened.values()))
+    await store.save_case_clues(uow.session, list(joined.values()), now)
 
 
 async def take_step(uow: UnitOfWork, case_id: str, actor_role: str, region_check, make_command) -> ladder.CaseState:

@@ -6,6 +6,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runtime.bulk import copy_rows, insert_unnest
 from services.screening.domain import MonitoredSubject, OpenCase
 
 metadata = sa.MetaData()
@@ -71,14 +72,37 @@ quality_issues = sa.Table(
 )
 
 
-async def open_case_of(session: AsyncSession, household_id: str) -> OpenCase | None:
-    row = (
-        await session.execute(
-            sa.select(cases.c.case_id, cases.c.household_id, cases.c.clue_ids, cases.c.risk_types)
-            .where(cases.c.household_id == household_id, cases.c.status == "open")
-        )
-    ).first()
-    return OpenCase(row.case_id, row.household_id, tuple(row.clue_ids), tuple(row.risk_types)) if row else None
+async def open_cases_of(session: AsyncSession, household_ids: list[str]) -> dict[str, OpenCase]:
+    """household_id -> its open case, for those of these households that have one (one query)."""
+    if not household_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(cases.c.case_id, cases.c.household_id, cases.c.clue_ids, cases.c.risk_types)
+        .where(cases.c.household_id == sa.any_(sa.bindparam("households", household_ids, type_=pg.ARRAY(sa.Text))),
+               cases.c.status == "open")
+    )
+    return {r.household_id: OpenCase(r.case_id, r.household_id, tuple(r.clue_ids), tuple(r.risk_types)) for r in rows}
+
+
+async def insert_cases(session: AsyncSession, rows: list[dict]) -> None:
+    await copy_rows(session, cases, rows)
+
+
+async def save_case_clues(session: AsyncSession, changed: list[OpenCase], now) -> None:
+    """The clue ids and risk types of these open cases, in one statement. The arrays travel joined
+    by commas (an UPDATE … FROM unnest cannot take an array per row); ids and risk names have none."""
+    if not changed:
+        return
+    given = sa.func.unnest(
+        sa.bindparam("case_ids", [c.case_id for c in changed], type_=pg.ARRAY(sa.Text)),
+        sa.bindparam("clue_ids", [",".join(c.clue_ids) for c in changed], type_=pg.ARRAY(sa.Text)),
+        sa.bindparam("risk_types", [",".join(c.risk_types) for c in changed], type_=pg.ARRAY(sa.Text)),
+    ).table_valued("case_id", "clue_ids", "risk_types").render_derived(name="given")
+    await session.execute(
+        sa.update(cases).where(cases.c.case_id == given.c.case_id).values(
+            clue_ids=sa.func.string_to_array(given.c.clue_ids, ","),
+            risk_types=sa.func.string_to_array(given.c.risk_types, ","), updated_at=now)
+    )
 
 
 async def case_row(session: AsyncSession, case_id: str):
@@ -128,10 +152,13 @@ async def notices_due(session: AsyncSession, today) -> list[str]:
     return list(rows.scalars())
 
 
-async def monitored_subject(session: AsyncSession, household_id: str) -> MonitoredSubject | None:
-    row = (await session.execute(sa.select(subjects.c.household_id, subjects.c.clue_ids).where(
-        subjects.c.household_id == household_id, subjects.c.status == "monitored"))).first()
-    return MonitoredSubject(row.household_id, tuple(row.clue_ids)) if row else None
+async def monitored_subjects(session: AsyncSession, household_ids: list[str]) -> dict[str, MonitoredSubject]:
+    if not household_ids:
+        return {}
+    rows = await session.execute(sa.select(subjects.c.household_id, subjects.c.clue_ids).where(
+        subjects.c.household_id == sa.any_(sa.bindparam("households", household_ids, type_=pg.ARRAY(sa.Text))),
+        subjects.c.status == "monitored"))
+    return {r.household_id: MonitoredSubject(r.household_id, tuple(r.clue_ids)) for r in rows}
 
 
 async def add_subject_risk(session: AsyncSession, household_id: str, clue_id: str, risk_types: list[str], now) -> None:
@@ -163,8 +190,8 @@ async def any_member_can_work(session: AsyncSession, household_id: str) -> bool 
                                 .where(household_labour.c.household_id == household_id))
 
 
-async def watch_allowance(session: AsyncSession, row: dict) -> None:
-    await session.execute(pg_insert(allowance_watch).values(**row).on_conflict_do_nothing())
+async def watch_allowances(session: AsyncSession, rows: list[dict]) -> None:
+    await insert_unnest(session, allowance_watch, rows, "ON CONFLICT DO NOTHING")
 
 
 async def allowance_watches_due(session: AsyncSession, cutoff) -> list:
