@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime.bulk import copy_rows, insert_unnest
+from runtime.bulk import copy_rows, insert_rows
 from runtime.settings import Settings
 from services.intake.domain import RegionTable
 
@@ -233,7 +233,7 @@ async def households_by_id(session: AsyncSession, household_ids: list[str]) -> d
 async def claim_warnings(session: AsyncSession, rows: list[dict]) -> set[tuple[str, str]]:
     """Record warnings; returns the (department, source_record_id) keys that were new.
     A key sent before, in this batch or any earlier one, is not returned: a duplicate."""
-    returned = await insert_unnest(session, warnings, rows, "ON CONFLICT DO NOTHING RETURNING department, source_record_id")
+    returned = await insert_rows(session, warnings, rows, "ON CONFLICT DO NOTHING RETURNING department, source_record_id")
     return {(r["department"], r["source_record_id"]) for r in returned}
 
 

@@ -6,7 +6,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime.bulk import copy_rows, insert_unnest
+from runtime.bulk import copy_rows, insert_rows
 from services.screening.domain import MonitoredSubject, OpenCase
 
 metadata = sa.MetaData()
@@ -191,7 +191,7 @@ async def any_member_can_work(session: AsyncSession, household_id: str) -> bool 
 
 
 async def watch_allowances(session: AsyncSession, rows: list[dict]) -> None:
-    await insert_unnest(session, allowance_watch, rows, "ON CONFLICT DO NOTHING")
+    await insert_rows(session, allowance_watch, rows, "ON CONFLICT DO NOTHING")
 
 
 async def allowance_watches_due(session: AsyncSession, cutoff) -> list:
