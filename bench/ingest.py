@@ -4,7 +4,7 @@ verification case for every one of them.
     .venv/bin/python bench/ingest.py                 # 20,000 warnings on a fresh embedded system
     .venv/bin/python bench/ingest.py --warnings 2000
     .venv/bin/python bench/ingest.py --batch         # 1,000,000 warnings through POST /v1/warnings:batch
-    .venv/bin/python bench/ingest.py --batch --workers 2 --requests 8   # two intake processes, eight uploads
+    .venv/bin/python bench/ingest.py --batch --workers 2 --requests 40 --in-flight 8   # two intake processes
 
 It starts its own embedded system (PostgreSQL, Tansu, five service processes) in a temporary folder
 on free ports, registers one household per warning (not timed), then times the warnings.
@@ -208,8 +208,11 @@ def cpu_seconds(system: EmbeddedSystem) -> dict[str, float]:
     }
 
 
-async def bench_batch(system: EmbeddedSystem, rows: int, households: int, requests: int) -> None:
-    """Department warnings in bulk: rows per second until every accepted row's event is published."""
+async def bench_batch(system: EmbeddedSystem, rows: int, households: int, requests: int, in_flight: int) -> None:
+    """Department warnings in bulk: rows per second until every accepted row's event is published.
+    The rows go in `requests` uploads, `in_flight` of them at a time, each on a new connection: with
+    several intake processes, a connection stays with the process that accepted it, and fresh ones
+    go to whichever is free first."""
     settings = Settings()
     county = {"Authorization": "Bearer " + issue_token(settings, sub="bench", role="county_officer", region="410721"),
               "Content-Type": "application/x-ndjson"}
@@ -219,7 +222,7 @@ async def bench_batch(system: EmbeddedSystem, rows: int, households: int, reques
     intake = f"http://127.0.0.1:{system.ports['intake']}"
     conn = await asyncpg.connect(system.database_url("intake").replace("postgresql+asyncpg", "postgresql"))
     timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
-    async with aiohttp.ClientSession(timeout=timeout) as client:
+    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(force_close=True)) as client:
         print(f"setup: importing {households} households through /v1/households:import (not timed)", flush=True)
         body = ndjson_chunks(
             {"household_id": f"B{i:07d}", "region_code": VILLAGES[i % len(VILLAGES)], "poverty_status": "ordinary",
@@ -253,17 +256,19 @@ async def bench_batch(system: EmbeddedSystem, rows: int, households: int, reques
         samples: list[tuple[float, int, int]] = []  # (seconds, events published, intake RSS)
         answers: list[dict] = []
 
+        slots = asyncio.Semaphore(in_flight)
+
         async def upload_all():  # side by side: each request is streamed and committed on its own
             await asyncio.gather(*(upload(body) for body in bodies))
 
         async def upload(body):
-            async with client.post(f"{intake}/v1/warnings:batch", data=stream_body(body), headers=department) as r:
+            async with slots, client.post(f"{intake}/v1/warnings:batch", data=stream_body(body), headers=department) as r:
                 answer = await r.json()
             if r.status != 200:
                 raise SystemExit(f"batch refused: {r.status} {str(answer)[:500]}")
             answers.append(answer)
 
-        print("timed: uploading; a line every 5 s", flush=True)
+        print(f"timed: uploading, {min(in_flight, requests)} request(s) at a time; a line every 5 s", flush=True)
         started = time.perf_counter()
         uploading = asyncio.create_task(upload_all())
         accepted_at = None
@@ -313,6 +318,8 @@ def main() -> None:
     parser.add_argument("--households", type=int, default=50_000, help="batch mode: registered households the rows point to")
     parser.add_argument("--requests", type=int, default=1,
                         help="batch mode: split the rows over this many requests, sent side by side")
+    parser.add_argument("--in-flight", type=int, default=None,
+                        help="batch mode: at most this many of the requests at a time (default: all of them)")
     parser.add_argument("--workers", type=int, default=1, help="batch mode: intake processes (FANGPIN_WORKERS)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data folder (logs) afterwards")
     args = parser.parse_args()
@@ -325,7 +332,7 @@ def main() -> None:
     try:
         system.start(say=lambda line: print(line, flush=True))
         if args.batch:
-            asyncio.run(bench_batch(system, args.rows, args.households, args.requests))
+            asyncio.run(bench_batch(system, args.rows, args.households, args.requests, args.in_flight or args.requests))
         else:
             asyncio.run(bench(system, args.warnings, args.concurrency))
     except BaseException:

@@ -21,7 +21,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
         linger_ms=5,
-        max_batch_size=256 * 1024,
+        max_batch_size=1024 * 1024,
         request_timeout_ms=15_000,
         retry_backoff_ms=200,
     )

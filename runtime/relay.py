@@ -40,6 +40,13 @@ _AS_STORED = [sa.cast(c, sa.Text).label(c.name) if c.name in _AS_TEXT else c for
 _NAMES = [str(c.name) for c in ENVELOPE_COLUMNS]  # plain str: orjson refuses SQLAlchemy's quoted_name keys
 
 
+def events_per_pass(rows: list, most: int) -> int:
+    """How many events the next pass reads: as many as carry about PASS_PAYLOAD_CHARS of payload,
+    judged by the rows just read, and at most `most` (FANGPIN_RELAY_BATCH_SIZE)."""
+    chars = sum(len(row.payload) for row in rows)
+    return max(1, min(most, len(rows) * PASS_PAYLOAD_CHARS // max(chars, 1)))
+
+
 def envelope_json(row) -> bytes:
     """The message value: the envelope as EventEnvelope.to_json would write it, built from the row
     (global_position and partition_key first, then the envelope's columns)."""
@@ -49,16 +56,23 @@ def envelope_json(row) -> bytes:
 
 
 @dataclass(frozen=True)
-class Gap:
-    """Positions missing from `first` on, and the transactions that may still fill them."""
+class Gaps:
+    """What the relay saw when it first met a gap at `first`: every position missing up to `upto`
+    (the highest it had read then) was handed out before that moment, so only `held_by`, the
+    transactions running then, may still fill any of them."""
 
     first: int
+    upto: int
     held_by: frozenset[int]
-    since: float = 0.0  # time.monotonic() when first seen
+    since: float = 0.0  # time.monotonic() when seen
     reported: bool = False
 
 
 GAP_PATIENCE_SECONDS = 30.0  # then the wait at a gap is logged, once
+PASS_PAYLOAD_CHARS = 16_000_000
+"""About how much event payload one pass reads. A pass holds the cursor and its rows until the broker
+has acknowledged them all, so a pass of 1,000 batch events (130 kB of clues each) took seconds of
+lag and a hundred megabytes of memory; the number of events per pass follows their size."""
 
 
 # The transactions running now (cluster-wide) and this one's own id, if it has one.
@@ -77,9 +91,12 @@ class OutboxRelay:
         self.anchors: dict[int, tuple[int, str]] = {}  # partition -> (offset, event_id)
         self.connected = False
         self._history_checked = False
-        self.gap: Gap | None = None
+        self.gaps: Gaps | None = None
         self._silent_checks = 0
         self._partitions_reported = False
+        # Events per pass (see PASS_PAYLOAD_CHARS): a tenth of the most to begin with, since a backlog of
+        # batch events read a thousand at a time would be a hundred megabytes.
+        self.pass_limit = max(1, ctx.settings.relay_batch_size // 10)
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.2
@@ -144,11 +161,12 @@ class OutboxRelay:
                     sa.select(events.c.global_position, events.c.partition_key, *_AS_STORED)
                     .where(events.c.global_position > position)
                     .order_by(events.c.global_position)
-                    .limit(self.settings.relay_batch_size)
+                    .limit(self.pass_limit)
                 )
             ).all()
             if not rows:
                 return 0
+            self.pass_limit = events_per_pass(rows, self.settings.relay_batch_size)
             running, me = (await session.execute(_RUNNING)).one()
             ready = self._up_to_open_gap(position, rows, set(running) - {me})
             if ready:
@@ -164,22 +182,23 @@ class OutboxRelay:
         """The rows before the first gap that a running transaction may still fill.
 
         A missing position was handed out before the rows seen after it, so whoever holds it is
-        among the transactions running now (appends take their transaction id first, see
-        EventStore._insert). Once all of those have ended, the gap stays empty for good."""
+        among the transactions running when it was seen (appends take their transaction id first,
+        see EventStore._insert). Once all of those have ended, every gap seen then stays empty for
+        good and is stepped over at once (one wait per pass, not one per gap: with many writers
+        at work, gaps come faster than their transactions end)."""
         expected = position + 1
         for i, row in enumerate(rows):
             if row.global_position != expected:
-                same_gap = self.gap is not None and self.gap.first == expected
-                held_by = self.gap.held_by if same_gap else frozenset(running)
-                if held_by & running:
-                    if not same_gap:
-                        self.gap = Gap(expected, held_by, time.monotonic())
-                    elif not self.gap.reported and time.monotonic() - self.gap.since > GAP_PATIENCE_SECONDS:
-                        self.gap = replace(self.gap, reported=True)
+                if self.gaps is None or expected > self.gaps.upto:
+                    self.gaps = Gaps(expected, rows[-1].global_position, frozenset(running), time.monotonic())
+                still = self.gaps.held_by & running
+                if still:
+                    if not self.gaps.reported and time.monotonic() - self.gaps.since > GAP_PATIENCE_SECONDS:
+                        self.gaps = replace(self.gaps, reported=True)
                         log.warning("relay %s: waiting %.0fs at position %d for transactions %s to end (one of them "
                                     "may still commit an event there); a long write transaction in this "
                                     "PostgreSQL server holds publishing back", self.ctx.name,
-                                    time.monotonic() - self.gap.since, expected, sorted(held_by & running))
+                                    time.monotonic() - self.gaps.since, expected, sorted(still))
                     return rows[:i]
             expected = row.global_position + 1
         return rows
@@ -230,7 +249,7 @@ class OutboxRelay:
             )
             await session.execute(sa.update(relay_cursor).where(relay_cursor.c.topic == self.topic).values(position=0))
         self.anchors.clear()
-        self.gap = None
+        self.gaps = None
         self._silent_checks = 0
         RELAY_REPUBLISHES.labels(self.ctx.name).inc()
         log.warning(

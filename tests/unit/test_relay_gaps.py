@@ -6,11 +6,11 @@ import pytest
 
 from runtime import relay as relay_module
 from runtime.kafka import partition_of
-from runtime.relay import OutboxRelay
+from runtime.relay import PASS_PAYLOAD_CHARS, OutboxRelay, events_per_pass
 
 
 def _relay() -> OutboxRelay:
-    ctx = SimpleNamespace(name="intake", settings=SimpleNamespace(), topic="t")
+    ctx = SimpleNamespace(name="intake", settings=SimpleNamespace(relay_batch_size=1000), topic="t")
     return OutboxRelay(ctx)
 
 
@@ -33,6 +33,16 @@ def test_a_gap_a_running_transaction_may_fill_stops_the_batch_until_it_ends():
     assert _positions(relay._up_to_open_gap(11, _rows(13, 14), running={8, 20})) == []
     # Those that were running when the gap was seen have ended; 20 started after and cannot hold it.
     assert _positions(relay._up_to_open_gap(11, _rows(13, 14), running={20})) == [13, 14]
+
+
+def test_every_gap_seen_in_one_read_is_stepped_over_after_one_wait():
+    relay = _relay()
+    assert _positions(relay._up_to_open_gap(10, _rows(11, 13, 15, 17), running={7, 8})) == [11]
+    # 7 and 8 have ended: 12, 14 and 16 were all handed out before 17 was read, so no one is left to fill them.
+    assert _positions(relay._up_to_open_gap(11, _rows(13, 15, 17, 19), running={20})) == [13, 15, 17]
+    # 18 may be 20's, which was running when 19 was first read: wait for it.
+    assert _positions(relay._up_to_open_gap(17, _rows(19), running={20})) == []
+    assert _positions(relay._up_to_open_gap(17, _rows(19), running={21})) == [19]
 
 
 def test_a_gap_while_nothing_else_runs_is_stepped_over_at_once():
@@ -60,3 +70,14 @@ def test_partitions_match_the_kafka_default_partitioner(key):
     from aiokafka.partitioner import DefaultPartitioner
 
     assert partition_of(key, 6) == DefaultPartitioner()(key, list(range(6)), list(range(6)))
+
+
+def _payloads(*sizes: int) -> list:
+    return [SimpleNamespace(payload="x" * size) for size in sizes]
+
+
+def test_a_pass_reads_as_many_events_as_carry_its_share_of_payload():
+    assert events_per_pass(_payloads(200, 200), most=1000) == 1000  # small events: the configured most
+    big = PASS_PAYLOAD_CHARS // 20
+    assert events_per_pass(_payloads(big, big, big), most=1000) == 20  # batch events: fewer per pass
+    assert events_per_pass(_payloads(PASS_PAYLOAD_CHARS * 3), most=1000) == 1  # never none
