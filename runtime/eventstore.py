@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import DumpedPayload, EventPayload
-from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, compute_hash, utc_spelling
+from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, canonical_json, compute_hash, utc_spelling
 from runtime.bulk import copy_records
 from runtime.clock import Clock
 from runtime.ids import new_id
@@ -126,7 +126,8 @@ class EventStore:
             written.append(seal(stream_id, position, prev_hash, new))
             prev_hash = written[-1]["hash"]
         await self._insert(written, stream_id, expected_position)
-        return [EventEnvelope.model_construct(**{**r, "actor": Actor.model_construct(**r["actor"])}) for r in written]
+        return [EventEnvelope.model_construct(**{**r, "actor": Actor.model_construct(**r["actor"]),
+                                                 "payload": orjson.loads(r["payload"])}) for r in written]
 
     async def append_many(self, items: list[tuple[StreamHead, list[NewEvent]]], meta: EventMetadata) -> list[dict]:
         """Append to many streams in one statement (bulk intake). Each head is where its stream
@@ -177,12 +178,16 @@ class EventStore:
         def seal(stream_id: str, position: int, prev_hash: str, new: NewEvent) -> dict:
             event_id = new_id()
             occurred_at, occurred_spelled = in_utc(new.occurred_at or now)
+            # The payload is written out once, canonically: the hash takes those bytes as they are,
+            # and so does the row (a batch event's payload is a few hundred clues).
+            payload = canonical_json(new.payload.model_dump(mode="json"))
             own = {"event_id": event_id, "event_type": new.payload.event_type,
                    "schema_version": new.payload.schema_version, "stream_id": stream_id,
                    "stream_position": position, "household_id": new.household_id, "region_code": new.region_code,
-                   "occurred_at": occurred_at, "prev_hash": prev_hash, "payload": new.payload.model_dump(mode="json")}
+                   "occurred_at": occurred_at, "prev_hash": prev_hash, "payload": orjson.Fragment(payload)}
             body = {**own, **shared_spelled, "event_id": str(event_id), "occurred_at": occurred_spelled}
-            return {**own, **shared, "hash": compute_hash(body), "partition_key": new.partition_key}
+            return {**own, **shared, "payload": payload.decode(), "hash": compute_hash(body),
+                    "partition_key": new.partition_key}
 
         return seal
 
@@ -190,14 +195,13 @@ class EventStore:
         if not written:
             return
         columns = list(written[0])
-        actor_at, payload_at = columns.index("actor"), columns.index("payload")
+        actor_at = columns.index("actor")
         actors: dict[int, str] = {}  # the events of one append share one actor: encode it once
         records = []
         for r in written:
             values = list(r.values())
             actor = values[actor_at]
             values[actor_at] = actors.get(id(actor)) or actors.setdefault(id(actor), orjson.dumps(actor).decode())
-            values[payload_at] = orjson.dumps(values[payload_at]).decode()
             records.append(values)
         # The transaction takes its id before the rows take their positions: the relay, waiting at a
         # gap in the positions, then finds whoever may still fill it among the running transactions.

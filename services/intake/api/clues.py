@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
@@ -21,28 +22,37 @@ from services.intake import domain, store
 router = APIRouter()
 
 
+@lru_cache(maxsize=4096)
+def _labels(department: str | None, indicator: str | None, risk_types: tuple[RiskType, ...], observed_year: int,
+            poverty_status: str, current_year: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A clue's risk types and priority groups as spelled in events and rows: worked out once per
+    combination, of which a batch of a million rows has a handful."""
+    groups = domain.priority_groups(department, indicator, list(risk_types), observed_year, poverty_status, current_year)
+    return tuple(r.value for r in risk_types), tuple(g.value for g in groups)
+
+
 def raise_clue(
     clue_id: str, household: store.HouseholdRef, channel: ClueChannel, now: datetime, risk_types: list[RiskType], *,
     department: str | None = None, source_record_id: str | None = None, worker_id: str | None = None,
     indicator: str | None = None, amount: Decimal | None = None, observed_at: datetime | None = None,
     detail: str | None = None,
-) -> tuple[dict, dict]:
+) -> tuple[dict, tuple]:
     """A clue of any channel, marked with the priority groups its facts put the household in: what
     it says, as a BatchedClue in JSON (built as such: a batch upload makes one per row, and models
-    built only to be dumped again cost more than the rest of the row), and its row."""
-    groups = [g.value for g in domain.priority_groups(department, indicator, risk_types, (observed_at or now).year,
-                                                      household.poverty_status, now.year)]
-    risks = [r.value for r in risk_types]
+    built only to be dumped again cost more than the rest of the row), and its row for
+    store.insert_clues."""
+    risk_spelled, groups_spelled = _labels(department, indicator, tuple(risk_types), (observed_at or now).year,
+                                           household.poverty_status, now.year)
+    risks, groups = list(risk_spelled), list(groups_spelled)
+    source = {"department": department, "source_record_id": source_record_id, "worker_id": worker_id}
     clue = {"clue_id": clue_id, "household_id": household.household_id, "region_code": household.region_code,
-            "channel": channel.value,
-            "source": {"department": department, "source_record_id": source_record_id, "worker_id": worker_id},
+            "channel": channel.value, "source": source,
             "indicator": indicator, "amount": None if amount is None else str(amount),
             "observed_at": None if observed_at is None else observed_at.isoformat(),
             "risk_types": risks, "priority_groups": groups, "detail": detail}
-    row = {"clue_id": clue_id, "household_id": household.household_id, "region_code": household.region_code,
-           "channel": channel.value, "indicator": indicator,
-           "source": {k: v for k, v in clue["source"].items() if v is not None},
-           "risk_types": risks, "priority_groups": groups, "status": "open", "raised_at": now}
+    row = store.clue_record(clue_id=clue_id, household_id=household.household_id, region_code=household.region_code,
+                            channel=channel.value, source={k: v for k, v in source.items() if v is not None},
+                            indicator=indicator, risk_types=risks, priority_groups=groups, raised_at=now)
     return clue, row
 
 
