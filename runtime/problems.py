@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -41,6 +43,31 @@ class Problem(Exception):
             doc["errors"] = self.errors
         doc.update(self.extra)
         return doc
+
+
+NUL_IN_TEXT = "holds the NUL character (\\u0000), which PostgreSQL text cannot store; remove it"
+
+
+def nul_field(value: Any, path: str = "") -> str | None:
+    """Where the first string holding NUL is in a decoded JSON value ("members[0].name"), if any."""
+    if isinstance(value, str):
+        return (path or "(the value)") if "\x00" in value else None
+    if isinstance(value, dict):
+        items = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", item) for i, item in enumerate(value))
+    else:
+        return None
+    return next((found for where, item in items if (found := nul_field(item, where))), None)
+
+
+def _unstorable_text(exc: BaseException | None) -> bool:
+    """The database refused a text value for a character it cannot hold (NUL, SQLSTATE 22P05 / 22021)."""
+    while exc is not None:
+        if getattr(exc, "sqlstate", None) in ("22P05", "22021"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def field_error(field: str, message: str) -> Problem:
@@ -90,3 +117,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(Problem(500, "Internal error", "the error was logged; try again"), request)
+
+    async def _data_refused(request: Request, exc: Exception):
+        if _unstorable_text(exc):  # batch rows are checked one by one (nul_field); this catches the rest
+            return problem_response(Problem(422, "Invalid request", f"a text field {NUL_IN_TEXT}"), request)
+        return await _unexpected(request, exc)
+
+    # The driver's own error (bulk writes) and SQLAlchemy's wrapping of it (the rest).
+    for refused in (asyncpg.exceptions.DataError, sqlalchemy.exc.DataError):
+        app.exception_handler(refused)(_data_refused)

@@ -109,3 +109,24 @@ async def test_a_batchs_clues_reach_screening_in_a_few_events_one_case_per_house
         assert len(clue_ids["B1"]) == len(clue_ids["B2"]) == 2
         listed = (await intake.get("/v1/clues?limit=50", headers=county)).json()["items"]
         assert {c["clue_id"] for c in listed} == {i for ids in clue_ids.values() for i in ids}
+
+
+async def test_text_the_database_cannot_store_is_refused_with_its_field(run_services):
+    async with run_services("intake") as system:
+        intake = system.clients["intake"]
+        county = system.token("county_officer", "410721")
+        mca = system.token("department_system", kind="system", department="civil_affairs", sub="mca")
+        assert (await intake.post("/v1/households", headers=county, json=household("B1", 1))).status_code == 201
+
+        body = ndjson(warning("W-1", id_number(1)), {**warning("W-2", id_number(1)), "detail": "a\u0000b"},
+                      {**warning("W-3", id_number(1)), "detail": "a backslash and u0000 as text: \\u0000"})
+        r = await intake.post("/v1/warnings:batch", headers=mca, content=body)
+        assert r.status_code == 200, r.text
+        assert (r.json()["accepted"], r.json()["invalid"]) == (2, 1)
+        [rejected] = r.json()["rejected"]
+        assert (rejected["line"], rejected["field"]) == (2, "detail") and "\\u0000" in rejected["reason"]
+
+        single = await intake.post("/v1/warnings", headers=mca, json={**warning("W-4", id_number(1)), "detail": "x\u0000"})
+        assert single.status_code == 422 and single.headers["content-type"] == "application/problem+json"
+        assert "\\u0000" in single.json()["detail"]
+        assert await count(system, "select count(*) from warnings") == 2

@@ -16,7 +16,7 @@ from runtime.problems import Problem
 from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from services.intake import domain, store
 from services.intake.api.fields import IdNumber
-from services.intake.api.ndjson import first_error, run_ndjson_batch, tally
+from services.intake.api.ndjson import run_ndjson_batch, tally
 from services.intake.api.warnings import rematch_warnings
 
 router = APIRouter()
@@ -224,7 +224,7 @@ async def import_households(
         return results, found
 
     async for results, found in run_ndjson_batch(request, ctx, principal, HouseholdIn, ingest, 500,
-                                                lambda line, exc: HouseholdRow(line=line, outcome="invalid", **first_error(exc))):
+                                                lambda line, **why: HouseholdRow(line=line, outcome="invalid", **why)):
         notices.update(found)
         tally(summary, results)
     summary.notices = sorted(notices)

@@ -7,21 +7,29 @@ from fastapi import Request
 from pydantic import ValidationError
 
 from runtime.auth import Principal, command_metadata
+from runtime.problems import NUL_IN_TEXT, nul_field
 from runtime.service import ServiceContext, run_command
 
 
 async def run_ndjson_batch(request: Request, ctx: ServiceContext, principal: Principal, model, ingest, chunk_rows: int, invalid):
     """Validate streamed NDJSON lines with `model` and hand chunks of `chunk_rows` to `ingest`,
-    each chunk in its own unit of work; yields what `ingest` returns, chunk by chunk."""
+    each chunk in its own unit of work; yields what `ingest` returns, chunk by chunk. A line that
+    does not validate, or holds text the database cannot store, goes in as `invalid(line, field=…,
+    reason=…)`."""
     meta = command_metadata(principal, request)
     chunk: list = []
     validate = model.model_validate_json
     async for lines in ndjson_lines(request):
         for line_number, raw in lines:
             try:
-                chunk.append((line_number, validate(raw)))
+                row = validate(raw)
             except ValidationError as exc:
-                chunk.append((line_number, invalid(line_number, exc)))
+                chunk.append((line_number, invalid(line_number, **first_error(exc))))
+                continue
+            if b"\\u0000" in raw and (where := nul_field(row.model_dump(mode="json"))):
+                chunk.append((line_number, invalid(line_number, field=where, reason=NUL_IN_TEXT)))
+                continue
+            chunk.append((line_number, row))
             if len(chunk) >= chunk_rows:
                 yield await run_command(ctx, meta, lambda uow: ingest(uow, chunk))
                 chunk = []

@@ -21,7 +21,7 @@ from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from services.intake import domain, store
 from services.intake.api.clues import clue_on_its_own, clues_together, raise_clue
 from services.intake.api.fields import IdNumber
-from services.intake.api.ndjson import first_error, run_ndjson_batch, tally
+from services.intake.api.ndjson import run_ndjson_batch, tally
 
 router = APIRouter()
 
@@ -200,7 +200,7 @@ async def post_warning_batch(
         return await ingest_warnings(uow, principal, chunk, together=True)
 
     async for results in run_ndjson_batch(request, ctx, principal, WarningIn, ingest, BATCH_CHUNK_ROWS,
-                                          lambda line, exc: RowOutcome(line=line, outcome="invalid", **first_error(exc))):
+                                          lambda line, **why: RowOutcome(line=line, outcome="invalid", **why)):
         tally(summary, results)
     return summary
 
