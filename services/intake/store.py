@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import hmac
 import os
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
