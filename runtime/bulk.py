@@ -1,6 +1,7 @@
 """Bulk writes on the session's own connection and transaction: PostgreSQL COPY for plain inserts,
-and INSERT … SELECT FROM json_to_recordset(rows) where ON CONFLICT or RETURNING is needed. At bulk rates
-the per-row cost of an ORM-compiled executemany is the bottleneck; these send one message."""
+and INSERT … SELECT / UPDATE … FROM json_to_recordset(rows) where ON CONFLICT, RETURNING or an
+update is needed. At bulk rates the per-row cost of an ORM-compiled executemany is the bottleneck;
+these send one message."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -45,6 +46,17 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def _recordset(table: sa.Table, columns: list[str]) -> str:
+    """json_to_recordset($1) with `columns` typed as in `table`: the one parameter is the rows as JSON."""
+    typed = ", ".join(f'"{c}" {table.c[c].type.compile(dialect=_POSTGRESQL)}' for c in columns)
+    return f"json_to_recordset($1::json) AS r({typed})"
+
+
+async def _run_with_rows(session: AsyncSession, sql: str, rows: Sequence[dict[str, Any]]) -> list:
+    conn = await driver_connection(session)
+    return await conn.fetch(sql, orjson.dumps(rows, default=_json_default).decode())
+
+
 async def insert_rows(
     session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]], suffix: str = "",
 ) -> list:
@@ -56,7 +68,18 @@ async def insert_rows(
         return []
     columns = list(rows[0])
     quoted = ", ".join(f'"{c}"' for c in columns)
-    typed = ", ".join(f'"{c}" {table.c[c].type.compile(dialect=_POSTGRESQL)}' for c in columns)
-    sql = f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM json_to_recordset($1::json) AS r({typed}) {suffix}'
-    conn = await driver_connection(session)
-    return await conn.fetch(sql, orjson.dumps(rows, default=_json_default).decode())
+    return await _run_with_rows(
+        session, f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM {_recordset(table, columns)} {suffix}', rows)
+
+
+async def update_rows(session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]], key: Sequence[str]) -> None:
+    """UPDATE table SET … FROM json_to_recordset($1): each row (dicts with the same keys) sets its
+    other columns on the rows of `table` whose `key` columns equal its own; one statement for all,
+    with array columns as they are (JSON arrays)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    sets = ", ".join(f'"{c}" = r."{c}"' for c in columns if c not in key)
+    matches = " AND ".join(f't."{c}" = r."{c}"' for c in key)
+    await _run_with_rows(
+        session, f'UPDATE "{table.name}" AS t SET {sets} FROM {_recordset(table, columns)} WHERE {matches}', rows)

@@ -158,8 +158,9 @@ class EventStore:
 
     def _sealer(self, meta: EventMetadata, now: datetime):
         """seal(stream_id, position, prev_hash, new event) -> the event as the row it is stored as,
-        its hash covering every envelope field but itself (the partition key is routing, not content). What the events of one append share is worked
-        out once: at bulk rates, spelling the same time and actor per event cost more than the rest."""
+        its hash covering every envelope field but itself (the partition key is routing, not
+        content). What the events of one append share is worked out once: at bulk rates, spelling
+        the same time and actor per event cost more than the rest."""
         utc: dict[datetime, tuple[datetime, str]] = {}
 
         def in_utc(moment: datetime) -> tuple[datetime, str]:

@@ -57,11 +57,10 @@ def envelope_json(row) -> bytes:
 
 @dataclass(frozen=True)
 class Gaps:
-    """What the relay saw when it first met a gap at `first`: every position missing up to `upto`
-    (the highest it had read then) was handed out before that moment, so only `held_by`, the
-    transactions running then, may still fill any of them."""
+    """What the relay saw when it met a gap: every position missing up to `upto` (the highest it
+    had read then) was handed out before that moment, so only `held_by`, the transactions running
+    then, may still fill any of them."""
 
-    first: int
     upto: int
     held_by: frozenset[int]
     since: float = 0.0  # time.monotonic() when seen
@@ -190,7 +189,7 @@ class OutboxRelay:
         for i, row in enumerate(rows):
             if row.global_position != expected:
                 if self.gaps is None or expected > self.gaps.upto:
-                    self.gaps = Gaps(expected, rows[-1].global_position, frozenset(running), time.monotonic())
+                    self.gaps = Gaps(rows[-1].global_position, frozenset(running), time.monotonic())
                 still = self.gaps.held_by & running
                 if still:
                     if not self.gaps.reported and time.monotonic() - self.gaps.since > GAP_PATIENCE_SECONDS:

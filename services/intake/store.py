@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime.bulk import copy_records, insert_rows
+from runtime.bulk import copy_records, insert_rows, update_rows
 from runtime.settings import Settings
 from services.intake.domain import RegionTable
 
@@ -167,17 +167,8 @@ async def unmatched_warnings_of(session: AsyncSession, id_hashes: list[str]):
 
 async def mark_matched(session: AsyncSession, matched: list[dict]) -> None:
     """matched: department, source_record_id, household_id, clue_id (one statement for them all)."""
-    if not matched:
-        return
-    given = sa.func.unnest(
-        *(sa.bindparam(name, [row[name] for row in matched], type_=pg.ARRAY(sa.Text))
-          for name in ("department", "source_record_id", "household_id", "clue_id"))
-    ).table_valued("department", "source_record_id", "household_id", "clue_id").render_derived(name="given")
-    await session.execute(
-        sa.update(warnings)
-        .where(warnings.c.department == given.c.department, warnings.c.source_record_id == given.c.source_record_id)
-        .values(status="accepted", household_id=given.c.household_id, clue_id=given.c.clue_id)
-    )
+    await update_rows(session, warnings, [{**row, "status": "accepted"} for row in matched],
+                      key=("department", "source_record_id"))
 
 
 async def unmatched_page(session: AsyncSession, department: str | None, after: tuple[str, str] | None, limit: int):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-
 from contracts.base import decode_payload
 from contracts.envelope import Actor, EventEnvelope
 from contracts.intake import ClueFacts

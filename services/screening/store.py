@@ -6,7 +6,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime.bulk import copy_rows, insert_rows
+from runtime.bulk import copy_rows, insert_rows, update_rows
 from services.screening.domain import MonitoredSubject, OpenCase
 
 metadata = sa.MetaData()
@@ -89,20 +89,10 @@ async def insert_cases(session: AsyncSession, rows: list[dict]) -> None:
 
 
 async def save_case_clues(session: AsyncSession, changed: list[OpenCase], now) -> None:
-    """The clue ids and risk types of these open cases, in one statement. The arrays travel joined
-    by commas (an UPDATE … FROM unnest cannot take an array per row); ids and risk names have none."""
-    if not changed:
-        return
-    given = sa.func.unnest(
-        sa.bindparam("case_ids", [c.case_id for c in changed], type_=pg.ARRAY(sa.Text)),
-        sa.bindparam("clue_ids", [",".join(c.clue_ids) for c in changed], type_=pg.ARRAY(sa.Text)),
-        sa.bindparam("risk_types", [",".join(c.risk_types) for c in changed], type_=pg.ARRAY(sa.Text)),
-    ).table_valued("case_id", "clue_ids", "risk_types").render_derived(name="given")
-    await session.execute(
-        sa.update(cases).where(cases.c.case_id == given.c.case_id).values(
-            clue_ids=sa.func.string_to_array(given.c.clue_ids, ","),
-            risk_types=sa.func.string_to_array(given.c.risk_types, ","), updated_at=now)
-    )
+    """The clue ids and risk types of these open cases, in one statement."""
+    await update_rows(session, cases, [{"case_id": c.case_id, "clue_ids": list(c.clue_ids),
+                                        "risk_types": list(c.risk_types), "updated_at": now} for c in changed],
+                      key=("case_id",))
 
 
 async def case_row(session: AsyncSession, case_id: str):

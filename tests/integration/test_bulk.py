@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from runtime.bulk import insert_rows
+from runtime.bulk import insert_rows, update_rows
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +44,16 @@ async def test_insert_rows_keeps_every_value_and_reports_only_new_keys(service_c
     assert stored["a"] == rows[0]
     assert stored["b"] == rows[1]
     assert stored["a"]["at"].utcoffset() == timedelta(0) and stored["a"]["at"] == rows[0]["at"]
+
+
+async def test_update_rows_sets_each_keyed_row_to_its_own_values(service_context):
+    ctx = await service_context()
+    later = datetime(2026, 11, 2, 9, 30, tzinfo=timezone.utc)
+    async with ctx.sessions() as session, session.begin():
+        await session.run_sync(lambda s: sample.create(s.connection()))
+        await insert_rows(session, sample, [{"key": k, "tags": ["old"], "note": "old"} for k in ("a", "b", "c")])
+        await update_rows(session, sample, [{"key": "a", "tags": ["x", "y,z"], "at": later},
+                                            {"key": "c", "tags": [], "at": None}], key=("key",))
+        stored = {r.key: (r.tags, r.at, r.note) for r in await session.execute(sa.select(sample))}
+        await session.rollback()
+    assert stored == {"a": (["x", "y,z"], later, "old"), "b": (["old"], None, "old"), "c": ([], None, "old")}

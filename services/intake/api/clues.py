@@ -57,7 +57,7 @@ def raise_clue(
 
 
 def new_clue(clue_id: str, household: store.HouseholdRef, channel: ClueChannel, now: datetime,
-             risk_types: list[RiskType], **facts) -> tuple[tuple[StreamHead, list[NewEvent]], dict]:
+             risk_types: list[RiskType], **facts) -> tuple[tuple[StreamHead, list[NewEvent]], tuple]:
     """A clue raised on its own: its RiskClueRaised event (a new stream) and its row."""
     clue, row = raise_clue(clue_id, household, channel, now, risk_types, **facts)
     return clue_on_its_own(clue), row
