@@ -69,3 +69,33 @@ async def migrate(engine: AsyncEngine, service: str) -> None:
     async with engine.begin() as conn:
         await conn.execute(text("select pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
         await conn.run_sync(upgrade)
+
+
+# SQLSTATE classes and codes that say the database, not the statement, is at fault: connection
+# exceptions (08), a server starting, stopping or restarting (57P01-57P03), too many connections,
+# out of resources (53), and a transaction that lost a race and may simply run again (40001, 40P01).
+_OUTAGE_CLASSES = ("08", "53", "57P")
+_TRY_AGAIN = ("40001", "40P01")
+
+
+def sqlstate_of(exc: BaseException | None) -> str | None:
+    """The SQLSTATE of a database error, looked for along its causes (SQLAlchemy wraps the driver's)."""
+    while exc is not None:
+        state = getattr(exc, "sqlstate", None)
+        if state:
+            return state
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """The database cannot take work now (unreachable, starting, restarting, overloaded) or the
+    transaction lost a race: wait and try again; never the fault of the message or request."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, (OSError, ConnectionError, OperationalError, InterfaceError, asyncpg.InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    state = sqlstate_of(exc) or ""
+    return state.startswith(_OUTAGE_CLASSES) or state in _TRY_AGAIN

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from runtime.db import sqlstate_of
+
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
@@ -63,11 +65,7 @@ def nul_field(value: Any, path: str = "") -> str | None:
 
 def _unstorable_text(exc: BaseException | None) -> bool:
     """The database refused a text value for a character it cannot hold (NUL, SQLSTATE 22P05 / 22021)."""
-    while exc is not None:
-        if getattr(exc, "sqlstate", None) in ("22P05", "22021"):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return sqlstate_of(exc) in ("22P05", "22021")
 
 
 def field_error(field: str, message: str) -> Problem:

@@ -22,7 +22,9 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError
 
+from runtime.db import sqlstate_of
 from runtime.kafka import ensure_topics, make_producer, partition_of
 from runtime.service import ServiceContext
 from runtime.tables import ENVELOPE_COLUMNS, events, relay_cursor
@@ -74,7 +76,7 @@ has acknowledged them all, so a pass of 1,000 batch events (130 kB of clues each
 lag and a hundred megabytes of memory; the number of events per pass follows their size."""
 
 
-# The transactions running now (cluster-wide) and this one's own id, if it has one.
+# The transactions running in this transaction's snapshot (cluster-wide) and its own id, if it has one.
 _RUNNING = sa.text(
     "select array(select pg_snapshot_xip(s)::text::bigint), pg_current_xact_id_if_assigned()::text::bigint"
     " from pg_current_snapshot() s"
@@ -146,8 +148,20 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish the next events above the cursor, in store order, and move it on; returns how many."""
+        try:
+            return await self._publish_pass()
+        except DBAPIError as exc:
+            if sqlstate_of(exc) != "40001":
+                raise
+            # Another copy of this service moved the cursor after this pass's snapshot was taken.
+            return 0
+
+    async def _publish_pass(self) -> int:
         assert self.producer is not None
         async with self.ctx.sessions() as session, session.begin():
+            # One snapshot for the rows and the running transactions (see _up_to_open_gap): in two
+            # READ COMMITTED statements, a writer committing between them is neither read nor running.
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             position = await session.scalar(
                 sa.select(relay_cursor.c.position).where(relay_cursor.c.topic == self.topic)
                 .with_for_update(skip_locked=True)
@@ -155,19 +169,11 @@ class OutboxRelay:
             if position is None:
                 await self._create_cursor(session)
                 return 0  # or another copy of this service holds it and is publishing
-            rows = (
-                await session.execute(
-                    sa.select(events.c.global_position, events.c.partition_key, *_AS_STORED)
-                    .where(events.c.global_position > position)
-                    .order_by(events.c.global_position)
-                    .limit(self.pass_limit)
-                )
-            ).all()
+            rows = await self._rows_above(session, position)
             if not rows:
                 return 0
             self.pass_limit = events_per_pass(rows, self.settings.relay_batch_size)
-            running, me = (await session.execute(_RUNNING)).one()
-            ready = self._up_to_open_gap(position, rows, set(running) - {me})
+            ready = self._up_to_open_gap(position, rows, await self._running(session))
             if ready:
                 await self._send(ready)
                 await session.execute(
@@ -177,12 +183,27 @@ class OutboxRelay:
         EVENTS_PUBLISHED.labels(self.ctx.name).inc(len(ready))
         return len(ready)
 
+    async def _rows_above(self, session, position: int) -> list:
+        return (
+            await session.execute(
+                sa.select(events.c.global_position, events.c.partition_key, *_AS_STORED)
+                .where(events.c.global_position > position)
+                .order_by(events.c.global_position)
+                .limit(self.pass_limit)
+            )
+        ).all()
+
+    async def _running(self, session) -> set[int]:
+        running, me = (await session.execute(_RUNNING)).one()
+        return set(running) - {me}
+
     def _up_to_open_gap(self, position: int, rows: list, running: set[int]) -> list:
         """The rows before the first gap that a running transaction may still fill.
 
-        A missing position was handed out before the rows seen after it, so whoever holds it is
-        among the transactions running when it was seen (appends take their transaction id first,
-        see EventStore._insert). Once all of those have ended, every gap seen then stays empty for
+        `rows` and `running` come from one snapshot. A missing position was handed out before the
+        rows seen after it, so whoever holds it had begun (appends take their transaction id first,
+        see EventStore._insert) and had not committed in that snapshot: it was running in it, or
+        has rolled back. Once all of those have ended, every gap seen then stays empty for
         good and is stepped over at once (one wait per pass, not one per gap: with many writers
         at work, gaps come faster than their transactions end)."""
         expected = position + 1

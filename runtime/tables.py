@@ -48,6 +48,7 @@ inbox = sa.Table(
     sa.Column("outcome", sa.Text),
     sa.Column("error", sa.Text),
     sa.Column("processed_at", sa.DateTime(timezone=True)),
+    sa.Column("replayed_at", sa.DateTime(timezone=True)),  # a dead letter applied after all
 )
 
 idempotency_keys = sa.Table(
@@ -60,6 +61,7 @@ idempotency_keys = sa.Table(
     sa.Column("content_type", sa.Text),
     sa.Column("body", sa.LargeBinary),
     sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("owner", sa.BigInteger),  # the process's liveness lock while the request is in progress
 )
 
 ENVELOPE_COLUMNS = [c for c in events.c if c.name not in ("global_position", "txid", "partition_key")]

@@ -76,3 +76,12 @@ def add_partition_key() -> None:
     """An event about many households (a batch of clues) names the household whose topic partition
     it goes to; an event about one household goes to that household's partition as before."""
     op.add_column("events", sa.Column("partition_key", sa.Text))
+
+
+def add_delivery_columns() -> None:
+    """What delivery under faults needs to remember: which process holds an idempotency key in
+    progress (so a key whose process died is released), and which dead letters were replayed."""
+    # The session advisory lock each process holds while it lives (runtime.liveness); a claim whose
+    # owner's lock is gone belongs to a dead process.
+    op.add_column("idempotency_keys", sa.Column("owner", sa.BigInteger))
+    op.add_column("inbox", sa.Column("replayed_at", sa.DateTime(timezone=True)))
