@@ -19,6 +19,7 @@ from runtime.consumer import EventConsumer
 from runtime.db import make_engine, make_sessions, migrate
 from runtime.eventstore import ConcurrencyConflict
 from runtime.idempotency import IdempotencyMiddleware
+from runtime.liveness import ProcessLease
 from runtime.problems import Problem, install_problem_handlers, problem_response
 from runtime.relay import OutboxRelay
 from runtime.service import ServiceContext, ServiceDefinition
@@ -55,10 +56,12 @@ def create_app(
         await migrate(engine, definition.name)
         ctx = ServiceContext(definition.name, settings, engine, make_sessions(engine), clock)
         app.state.context = ctx
+        app.state.lease = ProcessLease(engine)  # tells other processes this one is alive (idempotency claims)
+        await app.state.lease.start()
         app.state.relay = OutboxRelay(ctx)
         app.state.consumer = EventConsumer(ctx, definition.consumes, definition.handlers, consumer_group)
         stop = asyncio.Event()
-        jobs = [app.state.relay.run(stop), app.state.consumer.run(stop)]
+        jobs = [app.state.relay.run(stop), app.state.consumer.run(stop), app.state.lease.keep(stop)]
         jobs += [
             run_periodically(stop, getattr(settings, every) if isinstance(every, str) else every,
                              (lambda job=job: one_copy_at_a_time(ctx, job)), getattr(job, "__name__", "job"))
@@ -85,6 +88,7 @@ def create_app(
             for task in done:
                 if not task.cancelled() and task.exception():
                     log.error("%s: background task ended with %r", definition.name, task.exception())
+            await app.state.lease.stop()
             await engine.dispose()
 
     app = FastAPI(

@@ -1,18 +1,31 @@
 """`Idempotency-Key` on every POST: the same key and body gives the same answer and no second effect.
 
+A key belongs to the whole principal (kind, role, region, department, sub): two tokens that share a
+`sub` but not a role are different callers and never see each other's answers. A household's token
+may come as `?token=` (its QR link) as well as a Bearer token.
+
+A request claims its key before it runs (a row with no answer yet, `owner` = the process's lease,
+runtime.liveness) and stores the answer after. A second request meanwhile gets 409. A claim whose
+request is gone - its process died (no session holds the owner's lock) or it is older than
+`idempotency_in_progress_seconds` - is taken over by the next request with the key, which then runs
+as new; otherwise a killed process would leave its keys answering 409 for ever.
+
 Bulk NDJSON endpoints (`:import`, `:batch`) are excluded: their bodies can be a million rows, and
 each of their rows is idempotent by its own natural key.
 """
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
+from urllib.parse import parse_qs
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runtime.auth import decode_token
+from runtime.auth import Principal, decode_token
+from runtime.liveness import dead_owner_condition
 from runtime.problems import PROBLEM_JSON, Problem
 from runtime.tables import idempotency_keys
 
@@ -30,7 +43,7 @@ class IdempotencyMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         key = headers.get("idempotency-key")
         ctx = getattr(self.state_holder.state, "context", None)
-        principal = _principal_id(ctx, headers.get("authorization", ""))
+        principal = _principal_id(ctx, headers.get("authorization", ""), scope.get("query_string", b""))
         if not key or ctx is None or principal is None:
             await self.app(scope, receive, send)
             return
@@ -39,20 +52,13 @@ class IdempotencyMiddleware:
         request_hash = hashlib.sha256(
             scope["path"].encode() + b"?" + scope.get("query_string", b"") + b"\n" + body
         ).hexdigest()
+        lease = getattr(self.state_holder.state, "lease", None)
+        this_key = (idempotency_keys.c.principal == principal) & (idempotency_keys.c.key == key)
         async with ctx.sessions() as session, session.begin():
-            claimed = await session.scalar(
-                pg_insert(idempotency_keys)
-                .values(principal=principal, key=key, request_hash=request_hash)
-                .on_conflict_do_nothing()
-                .returning(idempotency_keys.c.key)
-            )
-            stored = None if claimed else (
-                await session.execute(
-                    sa.select(idempotency_keys).where(
-                        idempotency_keys.c.principal == principal, idempotency_keys.c.key == key
-                    )
-                )
-            ).first()
+            claimed_at = await claim(session, principal, key, request_hash, lease.key if lease else None,
+                                     timedelta(seconds=ctx.settings.idempotency_in_progress_seconds))
+            stored = None if claimed_at else (
+                await session.execute(sa.select(idempotency_keys).where(this_key))).first()
         if stored is not None:
             await _answer_from_store(stored, request_hash, send)
             return
@@ -73,7 +79,9 @@ class IdempotencyMiddleware:
             await self.app(scope, _replay(body), capture)
         finally:
             async with ctx.sessions() as session, session.begin():
-                where = (idempotency_keys.c.principal == principal) & (idempotency_keys.c.key == key)
+                # Only our own claim: one taken over meanwhile (we ran past the timeout) is the
+                # newer request's to answer.
+                where = this_key & (idempotency_keys.c.created_at == claimed_at)
                 if captured["status"] < 500:
                     await session.execute(
                         sa.update(idempotency_keys).where(where).values(
@@ -84,12 +92,47 @@ class IdempotencyMiddleware:
                     await session.execute(sa.delete(idempotency_keys).where(where))
 
 
-def _principal_id(ctx, authorization: str) -> str | None:
+async def claim(session, principal: str, key: str, request_hash: str, owner: int | None, timeout: timedelta):
+    """Claim the key for this request: a new row, or the row of a request that is gone. Returns
+    the claim's created_at (what the answer is stored against), or None when the key is taken."""
+    claimed_at = await session.scalar(
+        pg_insert(idempotency_keys)
+        .values(principal=principal, key=key, request_hash=request_hash, owner=owner)
+        .on_conflict_do_nothing()
+        .returning(idempotency_keys.c.created_at)
+    )
+    if claimed_at is not None:
+        return claimed_at
+    # One statement, so of two requests that find the same dead claim only one takes it: the
+    # other waits for the row, and its WHERE, checked again on the row the first one wrote, finds a
+    # live owner and a fresh created_at.
+    return await session.scalar(
+        sa.update(idempotency_keys)
+        .where(idempotency_keys.c.principal == principal, idempotency_keys.c.key == key,
+               idempotency_keys.c.status_code.is_(None),
+               dead_owner_condition(idempotency_keys.c.owner)
+               | (idempotency_keys.c.created_at < sa.func.now() - timeout))
+        .values(request_hash=request_hash, owner=owner, created_at=sa.func.now())
+        .returning(idempotency_keys.c.created_at)
+    )
+
+
+def principal_scope(principal: Principal) -> str:
+    """The caller a key belongs to: every claim of the token, not just `sub`, as canonical JSON."""
+    return orjson.dumps([principal.kind, principal.role, principal.region, principal.department,
+                         principal.sub]).decode()
+
+
+def _principal_id(ctx, authorization: str, query_string: bytes) -> str | None:
+    # The token the endpoints read: a Bearer token, else a household's QR link token (?token=).
     scheme, _, token = authorization.partition(" ")
-    if ctx is None or scheme.lower() != "bearer" or not token:
+    token = token.strip() if scheme.lower() == "bearer" else ""
+    if not token:
+        token = next(iter(parse_qs(query_string.decode("latin-1")).get("token", [])), "")
+    if ctx is None or not token:
         return None
     try:
-        return decode_token(ctx.settings, token.strip()).sub
+        return principal_scope(decode_token(ctx.settings, token))
     except Problem:
         return None
 

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     consumer_attempts_before_dlq: int = 3
     consumer_retry_backoff_seconds: float = 0.2
 
+    # An Idempotency-Key claimed this long ago and still unanswered is released even if its process
+    # seems alive (a request hung, or the process's lease lost): longer than any single request.
+    idempotency_in_progress_seconds: float = 300
+
     jwt_secret: str = DEV_SECRET
     jwt_issuer: str = "fangpin"
     # Keys protecting ID numbers at rest: HMAC for matching, AES-GCM for storage (hex, 32 bytes).
