@@ -7,7 +7,7 @@ import importlib
 import logging
 import zlib
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from runtime.clock import Clock, SystemClock
 from runtime.consumer import EventConsumer
-from runtime.db import make_engine, make_sessions, migrate
+from runtime.db import database_answers, make_engine, make_sessions, migrate
 from runtime.eventstore import ConcurrencyConflict
 from runtime.idempotency import IdempotencyMiddleware
 from runtime.liveness import ProcessLease
@@ -45,7 +45,11 @@ def create_app(
     settings: Settings | None = None,
     clock: Clock | None = None,
     consumer_group: str | None = None,
+    on_task_death: Callable[[], None] | None = None,
 ) -> FastAPI:
+    """`on_task_death` is called when a background task ends while the service runs (runtime.serve
+    passes one that ends the process, for its supervisor to start it again); either way /readyz
+    then answers 503."""
     settings = settings or get_settings()
     clock = clock or SystemClock()
 
@@ -61,14 +65,17 @@ def create_app(
         app.state.relay = OutboxRelay(ctx)
         app.state.consumer = EventConsumer(ctx, definition.consumes, definition.handlers, consumer_group)
         stop = asyncio.Event()
-        jobs = [app.state.relay.run(stop), app.state.consumer.run(stop), app.state.lease.keep(stop)]
-        jobs += [
-            run_periodically(stop, getattr(settings, every) if isinstance(every, str) else every,
-                             (lambda job=job: one_copy_at_a_time(ctx, job)), getattr(job, "__name__", "job"))
-            for every, job in definition.periodic
-        ]
-        jobs.append(run_periodically(stop, FULL_COLLECTION_SECONDS, collect_all_garbage, "garbage collection"))
-        tasks = [asyncio.create_task(job) for job in jobs]
+        jobs = {"relay": app.state.relay.run(stop), "consumer": app.state.consumer.run(stop),
+                "process lease": app.state.lease.keep(stop)}
+        for every, job in definition.periodic:
+            name = getattr(job, "__name__", "job")
+            jobs[name] = run_periodically(stop, getattr(settings, every) if isinstance(every, str) else every,
+                                          (lambda job=job: one_copy_at_a_time(ctx, job)), name)
+        jobs["garbage collection"] = run_periodically(stop, FULL_COLLECTION_SECONDS, collect_all_garbage, "garbage collection")
+        app.state.dead_tasks = []
+        tasks = [asyncio.create_task(job, name=name) for name, job in jobs.items()]
+        for task in tasks:
+            task.add_done_callback(lambda task: _task_ended(task, stop, app, definition.name, on_task_death))
         # What start-up built lives as long as the process: keep the collector from scanning it
         # again at every full collection (at bulk rates those scans cost as much as the work).
         gc.freeze()
@@ -109,9 +116,20 @@ def create_app(
 
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request):
-        ctx: ServiceContext = request.app.state.context
-        checks = {"database": await _database_ok(ctx), "broker": await _broker_ok(settings.kafka_bootstrap)}
-        body = {"service": definition.name, "checks": checks, "status": "ready" if all(checks.values()) else "not ready"}
+        """Ready when the database answers, the broker accepts connections and no background task
+        has died; the relay's and the consumer's state and lag are reported either way."""
+        state = request.app.state
+        ctx: ServiceContext = state.context
+        checks = {"database": await database_answers(ctx.engine), "broker": await _broker_ok(settings.kafka_bootstrap),
+                  "background_tasks": not state.dead_tasks}
+        body = {
+            "service": definition.name,
+            "status": "ready" if all(checks.values()) else "not ready",
+            "checks": checks,
+            "dead_tasks": state.dead_tasks,
+            "relay": {**state.relay.health.view(), "lag": await state.relay.lag()},
+            "consumer": {**state.consumer.health.view(), "lag": state.consumer.lag},
+        }
         return JSONResponse(body, status_code=200 if all(checks.values()) else 503)
 
     @app.get("/metrics", tags=["health"])
@@ -139,13 +157,19 @@ async def one_copy_at_a_time(ctx: ServiceContext, job) -> None:
             await conn.scalar(sa.text("select pg_advisory_unlock(:key)"), {"key": key})
 
 
-async def _database_ok(ctx: ServiceContext) -> bool:
-    try:
-        async with ctx.engine.connect() as conn:
-            await asyncio.wait_for(conn.execute(sa.text("select 1")), timeout=2)
-        return True
-    except Exception:
-        return False
+def _task_ended(task: asyncio.Task, stop: asyncio.Event, app: FastAPI, service: str,
+                on_task_death: Callable[[], None] | None) -> None:
+    """No background task may end while the service runs: one that does is reported loudly,
+    /readyz fails, and the process is ended for its supervisor to start again."""
+    if stop.is_set():
+        return
+    error = None if task.cancelled() else task.exception()
+    app.state.dead_tasks.append(task.get_name())
+    log.critical("%s: background task %r ended while the service runs (%s); the service is not ready%s",
+                 service, task.get_name(), "cancelled" if task.cancelled() else repr(error) if error else "returned",
+                 " and the process ends" if on_task_death else "", exc_info=error)
+    if on_task_death is not None:
+        on_task_death()
 
 
 async def _broker_ok(bootstrap: str) -> bool:

@@ -16,18 +16,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry.trace import SpanKind
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from contracts.envelope import Actor, EventEnvelope
 from contracts.topics import dead_letter_topic, events_topic
+from runtime.db import database_answers, is_database_outage
 from runtime.eventstore import EventMetadata
 from runtime.kafka import ensure_topics, make_consumer, make_producer
 from runtime.service import EventHandler, ServiceContext, UnitOfWork
 from runtime.tables import inbox
-from runtime.tasks import sleep_unless_stopped
+from runtime.tasks import Health, sleep_unless_stopped, stray_cancellation
 from runtime.telemetry import EVENTS_CONSUMED, current_traceparent, span_from_traceparent
 
 log = logging.getLogger(__name__)
+COMMIT_TIMEOUT_SECONDS = 30.0
 
 
 class EventConsumer:
@@ -38,38 +39,94 @@ class EventConsumer:
         self.consumer: AIOKafkaConsumer | None = None
         self.dlq_producer: AIOKafkaProducer | None = None
         self.connected = False
+        self.health = Health()
+        self.lag = 0  # records on the broker not yet consumed (as of the last fetch)
+        self._next_offsets: dict[TopicPartition, int] = {}
+        self._topics_checked = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop`. Nothing ends this loop but `stop`: the broker or the database
+        going away, and anything unexpected, is logged and retried with backoff."""
         if not self.topics:
+            self.health.set("idle")
+            await stop.wait()
             return
         backoff = 0.5
         try:
             while not stop.is_set():
                 try:
                     await self._connect()
+                    await self._check_topics()
                     batch = await self.consumer.getmany(timeout_ms=500, max_records=self.settings.consumer_max_records)
+                    self._note_lag(batch)
                     records = [r for tp in sorted(batch, key=lambda t: (t.topic, t.partition)) for r in batch[tp]]
                     if not records:
+                        self.health.set("running")
                         continue
                     try:
                         await self.apply(records)
                     except DatabaseUnavailable as exc:
                         # Not the messages' fault: read them again from the first one, later.
                         log.warning("consumer %s: database unavailable (%s); retrying in %.1fs", self.ctx.name, exc, backoff)
+                        self.health.set("waiting for the database", exc)
                         for tp, tp_records in batch.items():
                             self.consumer.seek(tp, tp_records[0].offset)
                         await sleep_unless_stopped(stop, backoff)
                         backoff = min(backoff * 2, 5.0)
                         continue
                     await self._commit(batch)
+                    self.health.set("running")
                     backoff = 0.5
-                except (KafkaError, OSError) as exc:
-                    log.warning("consumer %s: broker unavailable (%s); retrying in %.1fs", self.ctx.name, exc, backoff)
+                except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                    log.warning("consumer %s: broker unavailable (%r); retrying in %.1fs", self.ctx.name, exc, backoff)
+                    self.health.set("waiting for the broker", exc)
+                    await self._disconnect()
+                    await sleep_unless_stopped(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                except asyncio.CancelledError:
+                    if not stray_cancellation():
+                        raise
+                    log.warning("consumer %s: a client was cancelled under it; reconnecting", self.ctx.name)
+                    self.health.set("retrying", "cancelled inside the Kafka client")
+                    await self._disconnect()
+                    await sleep_unless_stopped(stop, backoff)
+                except Exception as exc:  # a bug or a surprise: the batch comes again after the backoff
+                    log.exception("consumer %s: unexpected failure; reconnecting in %.1fs", self.ctx.name, backoff)
+                    self.health.set("retrying", exc)
                     await self._disconnect()
                     await sleep_unless_stopped(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
+            self.health.set("stopped")
             await self._disconnect()
+
+    async def _check_topics(self) -> None:
+        """Now and then, make sure the topics exist: a broker that came back empty knows none of
+        them (and creates none by itself, see runtime.kafka). Topics created here mean the broker
+        lost its history: the group's offsets went with it, so read from the beginning again; the
+        relays publish their stores again and the inbox absorbs what was applied before."""
+        now = asyncio.get_running_loop().time()
+        if now - self._topics_checked < self.settings.broker_check_seconds:
+            return
+        created = await ensure_topics(self.settings, self.topics + [dead_letter_topic(t) for t in self.topics])
+        self._topics_checked = now
+        if created:
+            log.warning("consumer %s: the broker had lost topics %s (created again); reading from the beginning",
+                        self.ctx.name, created)
+            await self._disconnect()
+            await self._connect()
+
+    def _note_lag(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Records on the broker not yet consumed, by the highwater marks the last fetches brought."""
+        for tp, records in batch.items():
+            if records:
+                self._next_offsets[tp] = records[-1].offset + 1
+        lag = 0
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                lag += max(0, highwater - self._next_offsets.get(tp, 0))
+        self.lag = lag
 
     async def _connect(self) -> None:
         if self.consumer is not None:
@@ -85,6 +142,8 @@ class EventConsumer:
             await producer.stop()
             raise
         self.consumer, self.dlq_producer, self.connected = consumer, producer, True
+        self._next_offsets = {}
+        self._topics_checked = asyncio.get_running_loop().time()  # just ensured
 
     async def _disconnect(self) -> None:
         consumer, producer = self.consumer, self.dlq_producer
@@ -93,13 +152,18 @@ class EventConsumer:
             if client is not None:
                 try:
                     await client.stop()
+                except asyncio.CancelledError:
+                    if not stray_cancellation():  # aiokafka's stop() lets its own tasks' cancellation out
+                        raise
                 except Exception:
                     log.debug("consumer %s: client stop failed", self.ctx.name, exc_info=True)
 
     async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}
         try:
-            await self.consumer.commit(offsets)
+            # A broker that restarted may never answer a commit of the old group: give up, reconnect
+            # (asyncio.TimeoutError), and the batch comes again.
+            await asyncio.wait_for(self.consumer.commit(offsets), timeout=COMMIT_TIMEOUT_SECONDS)
         except CommitFailedError as exc:
             # The group moved on (rebalance); the batch comes again and the inbox absorbs it.
             log.warning("consumer %s: offset commit failed (%s); the batch will be redelivered", self.ctx.name, exc)
@@ -110,7 +174,7 @@ class EventConsumer:
             async with self.ctx.sessions() as session, session.begin():
                 await self._apply_in(session, records)
         except Exception as exc:
-            _raise_if_database_down(exc)
+            await self._raise_if_database_down(exc)
             log.warning("consumer %s: batch of %d failed; applying one by one", self.ctx.name, len(records), exc_info=True)
             for record in records:
                 await self._apply_alone(record)
@@ -123,7 +187,7 @@ class EventConsumer:
                     await self._apply_in(session, [record])
                 return
             except Exception as exc:
-                _raise_if_database_down(exc)
+                await self._raise_if_database_down(exc)
                 error = exc
                 log.warning("consumer %s: %s@%s offset %s failed (attempt %d): %s",
                             self.ctx.name, record.topic, record.partition, record.offset, attempt, exc)
@@ -169,6 +233,13 @@ class EventConsumer:
                 await handler(uow, envelope)
             EVENTS_CONSUMED.labels(self.ctx.name, "applied").inc()
 
+    async def _raise_if_database_down(self, exc: Exception) -> None:
+        """A failure is the database's, not the message's, when it says so (runtime.db) or when the
+        database does not answer a plain query right after it (an error of an odd shape while it
+        starts or stops)."""
+        if is_database_outage(exc) or not await database_answers(self.ctx.engine):
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
     async def _dead_letter(self, record: ConsumerRecord, error: Exception | None) -> None:
         reason = f"{type(error).__name__}: {error}"[:2000]
         headers = list(record.headers or ()) + [
@@ -179,28 +250,25 @@ class EventConsumer:
         await self.dlq_producer.send_and_wait(dead_letter_topic(record.topic), record.value, key=record.key, headers=headers)
         event_id = _event_id_of(record)
         if event_id is not None:
-            async with self.ctx.sessions() as session, session.begin():
-                await session.execute(
-                    pg_insert(inbox)
-                    .values(event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset,
-                            outcome="dead_lettered", error=reason)
-                    .on_conflict_do_nothing(index_elements=["event_id"])
-                )
+            try:
+                async with self.ctx.sessions() as session, session.begin():
+                    await session.execute(
+                        pg_insert(inbox)
+                        .values(event_id=event_id, topic=record.topic, partition=record.partition, offset=record.offset,
+                                outcome="dead_lettered", error=reason)
+                        .on_conflict_do_nothing(index_elements=["event_id"])
+                    )
+            except Exception as exc:
+                # The dead letter is on its topic already; unrecorded, the message comes again.
+                await self._raise_if_database_down(exc)
+                raise
         EVENTS_CONSUMED.labels(self.ctx.name, "dead_lettered").inc()
         log.error("consumer %s: %s@%s offset %s sent to %s: %s", self.ctx.name, record.topic, record.partition,
                   record.offset, dead_letter_topic(record.topic), reason)
 
 
 class DatabaseUnavailable(Exception):
-    """The database cannot be reached: a batch waits for it instead of going to the DLQ."""
-
-
-def _raise_if_database_down(exc: Exception) -> None:
-    """Connection loss, deadlocks and the like are the database's, not the message's, fault."""
-    if isinstance(exc, (OSError, OperationalError, InterfaceError)) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
-        raise DatabaseUnavailable(str(exc)) from exc
+    """The database cannot take the batch now: it waits for it instead of going to the DLQ."""
 
 
 def _event_id_of(record: ConsumerRecord) -> UUID | None:

@@ -1,11 +1,13 @@
 """Database: the async engine, creating a service's database, and running its migrations."""
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -91,11 +93,20 @@ def sqlstate_of(exc: BaseException | None) -> str | None:
 def is_database_outage(exc: BaseException) -> bool:
     """The database cannot take work now (unreachable, starting, restarting, overloaded) or the
     transaction lost a race: wait and try again; never the fault of the message or request."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    if isinstance(exc, (OSError, ConnectionError, OperationalError, InterfaceError, asyncpg.InterfaceError)):
+    if isinstance(exc, (OSError, asyncio.TimeoutError, sa_exc.TimeoutError, sa_exc.OperationalError,
+                        sa_exc.InterfaceError, asyncpg.InterfaceError)):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     state = sqlstate_of(exc) or ""
     return state.startswith(_OUTAGE_CLASSES) or state in _TRY_AGAIN
+
+
+async def database_answers(engine: AsyncEngine, timeout: float = 2.0) -> bool:
+    """Whether the database answers a plain query now."""
+    try:
+        async with engine.connect() as conn:
+            await asyncio.wait_for(conn.execute(text("select 1")), timeout=timeout)
+        return True
+    except Exception:
+        return False

@@ -1,4 +1,12 @@
-"""Kafka clients configured one way for every service: producer, consumer, topic creation."""
+"""Kafka clients configured one way for every service: producer, consumer, topic creation.
+
+Topics are created here and nowhere else, with the configured partition count. aiokafka asks for
+topic metadata with `allow_auto_topic_creation` on, so a broker that came back empty (the embedded
+broker keeps topics in memory) would create any topic a client merely asks about, with the broker's
+default partition count — and the relay's keys would land on other partitions than before. Every
+client of this process asks without it (`_never_auto_create`); a missing topic is an error the
+relay and the consumer answer by calling `ensure_topics`.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,8 +14,9 @@ from functools import lru_cache
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
+from aiokafka.protocol import metadata as _metadata
 
 from contracts.topics import SERVICES, dead_letter_topic, events_topic
 from runtime.settings import Settings
@@ -44,13 +53,27 @@ def all_topics(settings: Settings) -> list[str]:
     return topics + [dead_letter_topic(t) for t in topics]
 
 
+class TopicMisconfigured(KafkaError):
+    """A topic exists with another partition count than FANGPIN_KAFKA_PARTITIONS: publishing to it
+    would send a household's events to another partition than before, out of order."""
+
+
 async def ensure_topics(settings: Settings, topics: list[str] | None = None) -> list[str]:
-    """Create the topics that do not exist yet; returns the ones this call created."""
+    """Create the topics that do not exist yet; returns the ones this call created. A topic found
+    with another partition count raises TopicMisconfigured (never silently re-keyed)."""
     wanted = topics if topics is not None else all_topics(settings)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        present = [t for t in wanted if t in existing]
+        if present:
+            wrong = {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(present)
+                     if d["topic"] in present and len(d["partitions"]) != settings.kafka_partitions}
+            if wrong:
+                raise TopicMisconfigured(
+                    f"topics {wrong} have another partition count than FANGPIN_KAFKA_PARTITIONS={settings.kafka_partitions}; "
+                    "set it to the topics' count, or re-create the topics (the relays publish the stores again)")
         missing = [t for t in wanted if t not in existing]
         if missing:
             response = await admin.create_topics(
@@ -72,3 +95,19 @@ def partition_of(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner (murmur2, as the Java client): the relay's choice of partition,
     and how intake groups a batch's clues by it. Cached, since keys repeat per household."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def _never_auto_create() -> None:
+    """Make aiokafka's metadata requests ask the broker not to create the topics they name."""
+    if getattr(_metadata.MetadataRequest, "_fangpin_no_auto_create", False):
+        return
+    original = _metadata.MetadataRequest.__init__
+
+    def __init__(self, topics=None, allow_auto_topic_creation=None):
+        original(self, topics, False if allow_auto_topic_creation is None else allow_auto_topic_creation)
+
+    _metadata.MetadataRequest.__init__ = __init__
+    _metadata.MetadataRequest._fangpin_no_auto_create = True
+
+
+_never_auto_create()

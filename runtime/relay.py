@@ -24,11 +24,11 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
-from runtime.db import sqlstate_of
-from runtime.kafka import ensure_topics, make_producer, partition_of
+from runtime.db import is_database_outage, sqlstate_of
+from runtime.kafka import TopicMisconfigured, ensure_topics, make_producer, partition_of
 from runtime.service import ServiceContext
 from runtime.tables import ENVELOPE_COLUMNS, events, relay_cursor
-from runtime.tasks import sleep_unless_stopped
+from runtime.tasks import Health, sleep_unless_stopped, stray_cancellation
 from runtime.telemetry import EVENTS_PUBLISHED, RELAY_REPUBLISHES
 
 log = logging.getLogger(__name__)
@@ -94,12 +94,13 @@ class OutboxRelay:
         self._history_checked = False
         self.gaps: Gaps | None = None
         self._silent_checks = 0
-        self._partitions_reported = False
+        self.health = Health()
         # Events per pass (see PASS_PAYLOAD_CHARS): a tenth of the most to begin with, since a backlog of
         # batch events read a thousand at a time would be a hundred megabytes.
         self.pass_limit = max(1, ctx.settings.relay_batch_size // 10)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop`; nothing else ends this loop (errors are logged and retried)."""
         backoff = 0.2
         last_check = 0.0
         loop = asyncio.get_running_loop()
@@ -107,29 +108,56 @@ class OutboxRelay:
             while not stop.is_set():
                 try:
                     await self._connect()
-                    if not self._history_checked or loop.time() - last_check > self.settings.relay_broker_check_seconds:
+                    if not self._history_checked or loop.time() - last_check > self.settings.broker_check_seconds:
                         await self.check_broker_history()
                         last_check = loop.time()
                     published = await self.publish_pending()
+                    self.health.set("running")
                     backoff = 0.2
                     if published == 0:
                         await sleep_unless_stopped(stop, self.settings.relay_idle_seconds)
+                except asyncio.CancelledError:
+                    if not stray_cancellation():
+                        raise
+                    log.warning("relay %s: a client was cancelled under it; reconnecting", self.ctx.name)
+                    self.health.set("retrying", "cancelled inside the Kafka client")
+                    await self._disconnect()
+                    await sleep_unless_stopped(stop, backoff)
                 except Exception as exc:  # nothing may end the relay silently: log, wait, retry
-                    if isinstance(exc, (KafkaError, OSError, asyncio.TimeoutError)):
-                        log.warning("relay %s: broker unavailable (%s); retrying in %.1fs", self.ctx.name, exc, backoff)
+                    if isinstance(exc, TopicMisconfigured):
+                        log.error("relay %s: not publishing: %s", self.ctx.name, exc)
+                        self.health.set("topic misconfigured", exc)
+                    elif isinstance(exc, (KafkaError, OSError, asyncio.TimeoutError)):
+                        log.warning("relay %s: broker unavailable (%r); retrying in %.1fs", self.ctx.name, exc, backoff)
+                        self.health.set("waiting for the broker", exc)
                         self._history_checked = False  # the broker may come back empty
+                    elif is_database_outage(exc):
+                        log.warning("relay %s: database unavailable (%s); retrying in %.1fs", self.ctx.name, exc, backoff)
+                        self.health.set("waiting for the database", exc)
                     else:
                         log.exception("relay %s: publishing failed; retrying in %.1fs", self.ctx.name, backoff)
+                        self.health.set("retrying", exc)
                     await self._disconnect()
                     await sleep_unless_stopped(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
+            self.health.set("stopped")
             await self._disconnect()
+
+    async def lag(self) -> int | None:
+        """Events in the store not yet on the broker (None while the database does not answer)."""
+        try:
+            async with self.ctx.sessions() as session:
+                return await session.scalar(
+                    sa.select(sa.func.coalesce(sa.func.max(events.c.global_position), 0)
+                              - sa.func.coalesce(sa.select(relay_cursor.c.position)
+                                                 .where(relay_cursor.c.topic == self.topic).scalar_subquery(), 0)))
+        except Exception:
+            return None
 
     async def _connect(self) -> None:
         if self.producer is not None:
             return
-        await ensure_topics(self.settings, [self.topic])
         producer = make_producer(self.settings)
         try:
             await producer.start()
@@ -137,12 +165,16 @@ class OutboxRelay:
             await producer.stop()
             raise
         self.producer, self.connected = producer, True
+        self._history_checked = False  # a new connection may find a new (empty) broker: check first
 
     async def _disconnect(self) -> None:
         producer, self.producer, self.connected = self.producer, None, False
         if producer is not None:
             try:
                 await producer.stop()
+            except asyncio.CancelledError:
+                if not stray_cancellation():  # aiokafka's stop() lets its own tasks' cancellation out
+                    raise
             except Exception:  # already broken; nothing more to release
                 log.debug("relay %s: producer stop failed", self.ctx.name, exc_info=True)
 
@@ -227,11 +259,10 @@ class OutboxRelay:
         """One record batch per partition (keyed by household, so its events stay in order)."""
         assert self.producer is not None
         partitions = len(await self.producer.partitions_for(self.topic))
-        if partitions != self.settings.kafka_partitions and not self._partitions_reported:
-            self._partitions_reported = True
-            log.warning("relay %s: topic %s has %d partitions, settings say %d (FANGPIN_KAFKA_PARTITIONS); batches "
-                        "of clues were grouped by the settings, so a household's events may now be out of order",
-                        self.ctx.name, self.topic, partitions, self.settings.kafka_partitions)
+        if partitions != self.settings.kafka_partitions:
+            # Keys would land on other partitions than before: a household's events out of order.
+            raise TopicMisconfigured(f"topic {self.topic} has {partitions} partitions, FANGPIN_KAFKA_PARTITIONS "
+                                     f"says {self.settings.kafka_partitions}")
         batches: dict[int, tuple] = {}  # partition -> (batch builder, event id of its first record)
         sent = []
         for row in rows:
@@ -258,8 +289,13 @@ class OutboxRelay:
         await session.execute(pg_insert(relay_cursor).values(topic=self.topic, position=0).on_conflict_do_nothing())
 
     async def check_broker_history(self) -> bool:
-        """Publish the whole store again if the broker lost what was published. True if it did."""
-        lost = await self._broker_lost_history()
+        """Publish the whole store again if the broker lost what was published. True if it did.
+
+        The topic is created first if the broker does not know it (no client creates topics by
+        asking about them, see runtime.kafka): a broker that came back empty then gets the topic
+        with its configured partitions before anything is published to it again."""
+        created = await ensure_topics(self.settings, [self.topic])
+        lost = await self._broker_lost_history(topic_was_missing=bool(created))
         self._history_checked = True
         if not lost:
             return False
@@ -284,7 +320,7 @@ class OutboxRelay:
         self._silent_checks = self._silent_checks + 1 if nothing else 0
         return self._silent_checks >= 2
 
-    async def _broker_lost_history(self) -> bool:
+    async def _broker_lost_history(self, topic_was_missing: bool = False) -> bool:
         async with self.ctx.sessions() as session:
             any_published = await session.scalar(
                 sa.select(relay_cursor.c.position > 0).where(relay_cursor.c.topic == self.topic)
@@ -292,6 +328,8 @@ class OutboxRelay:
         if not any_published:
             self.anchors.clear()
             return False
+        if topic_was_missing:
+            return True
         # It needs the first record at each anchor, not a partition's worth of them.
         reader = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
                                   max_partition_fetch_bytes=64 * 1024, fetch_max_bytes=1024 * 1024)
@@ -300,8 +338,8 @@ class OutboxRelay:
             await reader.topics()  # fetches fresh metadata
             partitions = reader.partitions_for_topic(self.topic) or set()
             tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-            if not tps:
-                return True
+            if not tps or not set(self.anchors) <= partitions:
+                return True  # the topic is gone, or was made again with other partitions
             reader.assign(tps)
             if not self.anchors:
                 # No anchors yet in this process: learn them from the start of each partition.

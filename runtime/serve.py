@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 
 import uvicorn
@@ -21,11 +22,24 @@ def _configure_logging(settings: Settings) -> None:
                         format=f"%(asctime)s {settings.service}[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
 
 
+TASK_DIED_EXIT_CODE = 70  # EX_SOFTWARE: a background task died; the supervisor should start the process again
+_task_died = False
+
+
+def end_process() -> None:
+    """A background task died: shut down as on SIGTERM (uvicorn runs the lifespan's cleanup) and
+    exit with TASK_DIED_EXIT_CODE, so that a supervisor starts the process again (uvicorn's own
+    supervisor, with several workers, starts a new worker)."""
+    global _task_died
+    _task_died = True
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def app_from_environment() -> FastAPI:
     """The app factory each worker process calls (settings, the service's name included, from the environment)."""
     settings = Settings()
     _configure_logging(settings)
-    return create_app(load_definition(settings.service), settings)
+    return create_app(load_definition(settings.service), settings, on_task_death=end_process)
 
 
 def serve(service: str, settings: Settings | None = None) -> None:
@@ -36,7 +50,9 @@ def serve(service: str, settings: Settings | None = None) -> None:
         uvicorn.run("runtime.serve:app_from_environment", factory=True, workers=settings.workers, **options)
     else:
         _configure_logging(settings)
-        uvicorn.run(create_app(load_definition(service), settings), **options)
+        uvicorn.run(create_app(load_definition(service), settings, on_task_death=end_process), **options)
+    if _task_died:
+        sys.exit(TASK_DIED_EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ class Settings(BaseSettings):
 
     relay_batch_size: int = 1000
     relay_idle_seconds: float = 0.2
-    relay_broker_check_seconds: float = 5.0
+    # How often the relay and the consumer check that the broker still has their topics and history.
+    broker_check_seconds: float = 5.0
 
     consumer_max_records: int = 500
     # Must exceed the worst batch transaction, or the group drops the member (aiokafka #848).

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Awaitable, Callable
 
 log = logging.getLogger(__name__)
@@ -22,3 +23,28 @@ async def run_periodically(stop: asyncio.Event, every_seconds: float, job: Calla
         except Exception:
             log.exception("periodic job %s failed; it runs again in %.0fs", name, every_seconds)
         await sleep_unless_stopped(stop, every_seconds)
+
+
+class Health:
+    """What a background task (relay, consumer) is doing, for /readyz: its state, since when, and
+    the last error it is retrying after."""
+
+    def __init__(self) -> None:
+        self.state, self.error, self.since = "starting", None, time.time()
+
+    def set(self, state: str, error: BaseException | str | None = None) -> None:
+        if state != self.state:
+            self.since = time.time()
+        self.state = state
+        self.error = None if error is None else (error if isinstance(error, str) else f"{type(error).__name__}: {error}")[:500]
+
+    def view(self) -> dict:
+        return {"state": self.state, "since_seconds": round(time.time() - self.since, 1), "error": self.error}
+
+
+def stray_cancellation() -> bool:
+    """Whether a CancelledError just caught was raised inside a library (aiokafka raises it from a
+    client being stopped under it) rather than by someone cancelling this task: a background loop
+    treats the first as a failure to retry, the second as the end."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() == 0

@@ -157,3 +157,47 @@ async def test_a_periodic_job_runs_in_one_process_of_a_service_at_a_time(run_ser
         await one_copy_at_a_time(ctx, job)
         await one_copy_at_a_time(ctx, job)
         assert runs == ["screening", "screening"], "the lock is released after each run"
+
+
+async def test_a_database_that_refuses_connections_mid_stream_loses_nothing_and_the_consumer_lives_on(service_context):
+    """As a restart looks from the consumer: its sessions are cut and new ones refused for a few
+    seconds (issue 12 §3). Messages wait for the database; none goes to the dead-letter topic, and
+    the consumer is still at work after it."""
+    ctx = await service_context(consumer_attempts_before_dlq=3)
+    await seen_table(ctx)
+    database = ctx.engine.url.database
+    first = [envelope(payload={"note": f"before {n}"}) for n in range(3)]
+    await produce(ctx, *(e.to_json() for e in first))
+    consumer = EventConsumer(ctx, ["screening"], {"TestHappened": record_seen}, group_id="g1")
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    admin = await asyncpg_admin(ctx)
+    try:
+        await eventually(lambda: _equals(count_seen(ctx), 3), timeout=60)
+        await admin.execute(f'alter database "{database}" allow_connections false')
+        await admin.execute("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1", database)
+        during = [envelope(payload={"note": f"during {n}"}) for n in range(3)]
+        await produce(ctx, *(e.to_json() for e in during))
+        await asyncio.sleep(4)  # several times the retries a poisoned message gets
+        assert not task.done(), "the consumer task ended during the outage"
+        await admin.execute(f'alter database "{database}" allow_connections true')
+        await eventually(lambda: _equals(count_seen(ctx), 6), timeout=60)
+        after = envelope(payload={"note": "after"})
+        await produce(ctx, after.to_json())
+        await eventually(lambda: _equals(count_seen(ctx), 7), timeout=60)
+    finally:
+        await admin.execute(f'alter database "{database}" allow_connections true')
+        await admin.close()
+        stop.set()
+        await task
+    assert await count_seen(ctx, "select count(distinct event_id) from seen") == 7
+    assert await count_seen(ctx, "select count(*) from inbox where outcome = 'dead_lettered'") == 0
+    assert consumer.health.state == "stopped"
+
+
+async def asyncpg_admin(ctx):
+    """A connection to the server's maintenance database, outside the service's own."""
+    import asyncpg
+    from runtime.db import _asyncpg_dsn
+
+    return await asyncpg.connect(_asyncpg_dsn(ctx.settings.database_url, "postgres"))

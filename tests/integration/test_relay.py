@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer
 
 from contracts.envelope import Actor
+from contracts.topics import dead_letter_topic, events_topic
 from contracts.intake import WarningUnmatched
 from runtime.embedded import TansuBroker, free_port
 from runtime.eventstore import EventMetadata, NewEvent
@@ -22,7 +23,7 @@ async def test_relay_survives_a_broker_restart_and_republishes_into_the_empty_br
     broker.start()
     try:
         async with run_services("intake", "screening", kafka_bootstrap=broker.bootstrap,
-                                relay_broker_check_seconds=0.5) as system:
+                                broker_check_seconds=0.5) as system:
             intake, screening = system.clients["intake"], system.clients["screening"]
             county = system.token("county_officer", "410721")
             department = system.token("department_system", kind="system")
@@ -142,3 +143,69 @@ async def test_relay_waits_at_a_gap_a_running_transaction_may_fill_and_steps_ove
 
 async def _contains(awaitable, wanted: set[str]) -> bool:
     return wanted <= set(await awaitable)
+
+
+async def test_a_broker_killed_and_back_within_a_second_heals_without_a_restart(run_services, caplog):
+    """Kill -9 and restart inside the producers' request timeout (issue 12 §2): no client sees an
+    error, yet the broker knows no topic. Topics come back with their configured partitions (none
+    auto-created with the broker's default), dead-letter topics too, the store is published again
+    once, and every warning still opens exactly one case."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from runtime.kafka import all_topics
+
+    broker = TansuBroker(free_port())
+    broker.start()
+    try:
+        async with run_services("intake", "screening", kafka_bootstrap=broker.bootstrap, broker_check_seconds=1.0) as system:
+            intake = system.clients["intake"]
+            county = system.token("county_officer", "410721")
+            department = system.token("department_system", kind="system")
+            for n in range(1, 13):
+                assert (await intake.post("/v1/households", headers=county, json=household(f"R{n}", n))).status_code == 201
+
+            async def cases() -> int:
+                async with system.context("screening").sessions() as session:
+                    return await session.scalar(sa.text("select count(*) from cases"))
+
+            async def post_warning(n: int):
+                r = await intake.post("/v1/warnings", headers=department, json=warning(f"R-{n}", id_number(n)))
+                assert r.status_code == 201, r.text
+
+            for n in range(1, 5):
+                await post_warning(n)
+            await eventually(lambda: _equals(cases(), 4), timeout=60)
+
+            caplog.clear()
+            broker.process.kill()
+            broker.process.wait()
+            await post_warning(5)
+            await asyncio.sleep(0.5)
+            broker.start()  # the same port, no topics
+            for n in range(6, 13):
+                await post_warning(n)
+                await asyncio.sleep(0.2)
+            await eventually(lambda: _equals(cases(), 12), timeout=90)
+
+            settings = system.settings["intake"]
+            admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+            await admin.start()
+            try:
+                described = await admin.describe_topics(all_topics(settings))
+            finally:
+                await admin.close()
+            counts = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+            consumed = [events_topic("intake", settings.topic_prefix), dead_letter_topic(events_topic("intake", settings.topic_prefix))]
+            for topic in [system.context("intake").topic, system.context("screening").topic, *consumed]:
+                assert counts.get(topic) == settings.kafka_partitions, f"{topic}: {counts.get(topic)} partitions"
+            republished = [r.getMessage() for r in caplog.records if "publishing the store again" in r.getMessage()]
+            assert sum("relay intake" in m for m in republished) == 1, republished
+            async with system.context("screening").sessions() as session:
+                per_household = (await session.execute(sa.text(
+                    "select household_id, count(*) from cases group by household_id order by household_id"))).all()
+            assert sorted(per_household) == sorted((f"R{n}", 1) for n in range(1, 13))
+            for service in ("intake", "screening"):
+                ready = await system.clients[service].get("/readyz")
+                assert ready.status_code == 200 and ready.json()["relay"]["lag"] == 0, ready.json()
+    finally:
+        broker.stop()

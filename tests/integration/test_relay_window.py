@@ -66,6 +66,7 @@ async def test_a_writer_that_commits_between_the_relays_reads_is_not_skipped(ser
     ctx = await service_context("intake", kafka_partitions=1)  # one partition: the topic's order is the store's
     relay = OutboxRelay(ctx)
     await relay._connect()
+    await relay.check_broker_history()  # creates the topic
     try:
         assert await relay.publish_pending() == 0  # makes the cursor
         low, low_id = await _open_append(ctx, "low", 1)  # takes position 1 and stays open

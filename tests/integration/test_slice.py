@@ -115,7 +115,9 @@ async def test_tokens_and_regions_are_enforced(run_services):
         assert (await screening.get("/v1/healthz")).status_code == 404  # health lives at the root
         assert (await screening.get("/healthz")).json()["status"] == "ok"
         ready = await screening.get("/readyz")
-        assert ready.status_code == 200 and ready.json()["checks"] == {"database": True, "broker": True}
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": True, "broker": True, "background_tasks": True}
+        assert {"state", "lag", "error"} <= set(ready.json()["relay"]) and "lag" in ready.json()["consumer"]
 
 
 async def test_idempotency_key_gives_the_same_answer_and_no_second_effect(run_services):
