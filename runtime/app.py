@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from runtime import dead_letters
 from runtime.clock import Clock, SystemClock
 from runtime.consumer import EventConsumer
 from runtime.db import database_answers, make_engine, make_sessions, migrate
@@ -136,7 +137,7 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    for router in definition.routers:
+    for router in [*definition.routers, dead_letters.router]:
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware, state_holder=app)
     app.add_middleware(TracingAndMetricsMiddleware, service=definition.name)

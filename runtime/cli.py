@@ -199,6 +199,95 @@ def import_warnings(
     _upload("warnings", file, url, token, rejected, chunk_lines)
 
 
+dlq_app = typer.Typer(help="Dead letters: messages a service's consumer could not apply, and sending them again.",
+                      no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+_SERVICE_HELP = "intake, screening, assistance, exit_review or notifier (default: every one)"
+
+
+def _operator_calls(service: Optional[str], url: Optional[str], token: Optional[str]):
+    """(service, base url, headers) of each service to ask; the ports of `fangpin up` by default."""
+    from contracts.topics import SERVICES
+    from runtime.embedded import DEFAULT_PORTS
+
+    if token is None:
+        settings = Settings()
+        if not settings.uses_development_secret:
+            console.print("[red]Give --token (or FANGPIN_TOKEN): an administrator's or operator's bearer token.[/red]")
+            raise typer.Exit(2)
+        from runtime.auth import issue_token
+
+        token = issue_token(settings, sub="dev-operator", role="administrator", region="", kind="system")
+    if service is not None and service not in SERVICES:
+        console.print(f"[red]No service {service!r}; one of {', '.join(SERVICES)}.[/red]")
+        raise typer.Exit(2)
+    if url is not None and service is None:
+        console.print("[red]--url names one service's address: give --service too.[/red]")
+        raise typer.Exit(2)
+    headers = {"Authorization": f"Bearer {token}"}
+    for name in [service] if service else SERVICES:
+        yield name, url or f"http://127.0.0.1:{DEFAULT_PORTS[name]}", headers
+
+
+def _operator_request(method: str, name: str, base: str, path: str, headers: dict, body: dict | None = None) -> dict:
+    import httpx
+
+    try:
+        response = httpx.request(method, base + path, headers=headers, json=body, timeout=60)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]{name} at {base} did not answer ({exc}); is it running (./fangpin up)?[/red]")
+        raise typer.Exit(1)
+    if response.status_code != 200:
+        console.print(f"[red]{name}: {response.status_code} {response.text[:500]}[/red]")
+        raise typer.Exit(1)
+    return response.json()
+
+
+@dlq_app.command("list")
+def dlq_list(
+    service: Optional[str] = typer.Option(None, help=_SERVICE_HELP),
+    state: Optional[str] = typer.Option(None, help="dead, replayed, applied_later, not_recorded or unreadable"),
+    url: Optional[str] = typer.Option(None, help="the service's address, if not the one `fangpin up` uses"),
+    token: Optional[str] = typer.Option(None, envvar="FANGPIN_TOKEN", help="administrator's token; dev: minted"),
+) -> None:
+    """List dead letters with what became of each: `dead` ones wait for `fangpin dlq replay`."""
+    from rich.table import Table
+
+    waiting = 0
+    for name, base, headers in _operator_calls(service, url, token):
+        body = _operator_request("GET", name, base, "/v1/dead-letters" + (f"?state={state}" if state else ""), headers)
+        waiting += body["counts"].get("dead", 0)
+        if not body["items"]:
+            console.print(f"{name}: no dead letters" + (f" in state {state}" if state else ""))
+            continue
+        table = Table(title=f"{name}: " + ", ".join(f"{n} {s}" for s, n in sorted(body["counts"].items())))
+        for column in ("state", "event", "type", "from", "when", "error"):
+            table.add_column(column)
+        for item in body["items"]:
+            table.add_row(item["state"], item["event_id"] or "-", item["event_type"] or "-", item["source"] or "-",
+                          item["dead_lettered_at"][:19], (item["error"] or "")[:120])
+        console.print(table)
+    if waiting:
+        console.print(f"{waiting} dead letter(s) wait. Fix their cause, then: ./fangpin dlq replay"
+                      + (f" --service {service}" if service else ""))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    service: Optional[str] = typer.Option(None, help=_SERVICE_HELP),
+    event_id: Optional[list[str]] = typer.Option(None, "--event-id", help="only these events (repeatable); default: every dead one"),
+    url: Optional[str] = typer.Option(None, help="the service's address, if not the one `fangpin up` uses"),
+    token: Optional[str] = typer.Option(None, envvar="FANGPIN_TOKEN", help="administrator's token; dev: minted"),
+) -> None:
+    """Send dead letters that still wait to their topic again; each is applied once, or dead-lettered again."""
+    for name, base, headers in _operator_calls(service, url, token):
+        outcome = _operator_request("POST", name, base, "/v1/dead-letters:replay", headers,
+                                    {"event_ids": event_id} if event_id else {})
+        console.print(f"{name}: {len(outcome['replayed'])} sent again"
+                      + "".join(f"\n  {e}: not sent ({why})" for e, why in outcome["skipped"].items()))
+    console.print("`./fangpin dlq list` shows which were applied (replayed) and which failed again (dead).")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

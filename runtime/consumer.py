@@ -15,6 +15,7 @@ from uuid import UUID
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry.trace import SpanKind
+import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts.envelope import Actor, EventEnvelope
@@ -203,8 +204,16 @@ class EventConsumer:
             }
             for rec, env in decoded
         ]
+        rows = list({row["event_id"]: row for row in reversed(rows)}.values())[::-1]  # an event once per statement
+        insert = pg_insert(inbox).values(rows)
+        # A new event id, or one that was dead-lettered and comes again (replayed, or redelivered
+        # after the cause was fixed): apply it. Any other known event id changes nothing.
         inserted = await session.execute(
-            pg_insert(inbox).values(rows).on_conflict_do_nothing(index_elements=["event_id"]).returning(inbox.c.event_id)
+            insert.on_conflict_do_update(
+                index_elements=["event_id"],
+                set_={"outcome": insert.excluded.outcome, "replayed_at": sa.func.now()},
+                where=inbox.c.outcome == "dead_lettered",
+            ).returning(inbox.c.event_id)
         )
         fresh = set(inserted.scalars())
         EVENTS_CONSUMED.labels(self.ctx.name, "duplicate").inc(len({e.event_id for _, e in decoded} - fresh))
@@ -248,7 +257,7 @@ class EventConsumer:
             ("dlq_consumer", self.ctx.name.encode()),
         ]
         await self.dlq_producer.send_and_wait(dead_letter_topic(record.topic), record.value, key=record.key, headers=headers)
-        event_id = _event_id_of(record)
+        event_id = event_id_of(record.value, record.headers)
         if event_id is not None:
             try:
                 async with self.ctx.sessions() as session, session.begin():
@@ -271,13 +280,13 @@ class DatabaseUnavailable(Exception):
     """The database cannot take the batch now: it waits for it instead of going to the DLQ."""
 
 
-def _event_id_of(record: ConsumerRecord) -> UUID | None:
-    """The event id of a record, from its body or else its header; None for an unreadable one."""
+def event_id_of(value: bytes, headers) -> UUID | None:
+    """The event id of a message, from its body or else its header; None for an unreadable one."""
     try:
-        return EventEnvelope.from_json(record.value).event_id
+        return EventEnvelope.from_json(value).event_id
     except Exception:
         pass
-    raw = dict(record.headers or ()).get("event_id")
+    raw = dict(headers or ()).get("event_id")
     try:
         return UUID(raw.decode()) if raw else None
     except ValueError:

@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import dead_letter_topic, events_topic
 from runtime.app import one_copy_at_a_time
+from runtime.auth import issue_token
 from runtime.consumer import EventConsumer
 from runtime.kafka import ensure_topics
 from tests.conftest import eventually
@@ -201,3 +202,94 @@ async def asyncpg_admin(ctx):
     from runtime.db import _asyncpg_dsn
 
     return await asyncpg.connect(_asyncpg_dsn(ctx.settings.database_url, "postgres"))
+
+
+async def test_dead_letters_are_listed_with_what_became_of_them_and_replayed_once(service_settings):
+    """`GET /v1/dead-letters` tells a dead letter that still waits from a stale copy of a message
+    applied later; replaying one applies it once, and a second replay sends nothing (issue 12 §4)."""
+    import httpx
+
+    from runtime.app import create_app
+    from runtime.clock import SystemClock
+    from runtime.db import ensure_database
+    from runtime.service import ServiceDefinition
+
+    async def record_unless_broken(uow, event):
+        if event.payload.get("needs_repair") and not await uow.session.scalar(sa.text("select count(*) from repaired")):
+            raise ValueError("cannot be applied until repaired")
+        await record_seen(uow, event)
+
+    settings = service_settings("assistance", consumer_attempts_before_dlq=2)
+    await ensure_database(settings.database_url)
+    definition = ServiceDefinition(name="assistance", consumes=("screening",),
+                                   handlers={"TestHappened": record_unless_broken})
+    app = create_app(definition, settings, SystemClock(), consumer_group=f"{settings.topic_prefix}dlq-test")
+    async with app.router.lifespan_context(app):
+        ctx = app.state.context
+        await seen_table(ctx)
+        async with ctx.engine.begin() as conn:
+            await conn.execute(sa.text("create table if not exists repaired (n int)"))
+        operator = {"Authorization": "Bearer " + issue_token(settings, sub="op", role="administrator", region="41")}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://assistance") as client:
+            broken, fine = envelope(payload={"needs_repair": True, "note": "broken"}), envelope(payload={"note": "fine"})
+            await produce(ctx, broken.to_json(), fine.to_json())
+            await eventually(lambda: _equals(count_seen(ctx), 1), timeout=60)
+
+            async def listed(state: str, n: int = 1):
+                body = (await client.get("/v1/dead-letters", headers=operator)).json()
+                return body if sum(1 for i in body["items"] if i["state"] == state) >= n else None
+
+            body = await eventually(lambda: listed("dead"), timeout=30)
+            [item] = body["items"]
+            assert item["event_id"] == str(broken.event_id) and "cannot be applied" in item["error"]
+            assert (await client.get("/v1/dead-letters")).status_code == 401
+
+            # A stale copy, as a dead letter written just before the database went away leaves it:
+            # the message came again and was applied.
+            producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+            await producer.start()
+            try:
+                await producer.send_and_wait(dead_letter_topic(events_topic("screening", settings.topic_prefix)),
+                                             fine.to_json(), key=b"H-test",
+                                             headers=[("event_id", str(fine.event_id).encode()), ("dlq_error", b"outage")])
+            finally:
+                await producer.stop()
+            body = await eventually(lambda: listed("applied_later"), timeout=30)
+            assert body["counts"] == {"dead": 1, "applied_later": 1}
+
+            async with ctx.engine.begin() as conn:
+                await conn.execute(sa.text("insert into repaired values (1)"))
+            replayed = (await client.post("/v1/dead-letters:replay", headers=operator, json={})).json()
+            assert replayed == {"replayed": [str(broken.event_id)], "skipped": {str(fine.event_id): "applied_later"}}
+            await eventually(lambda: _equals(count_seen(ctx), 2), timeout=60)
+            await eventually(lambda: listed("replayed"), timeout=30)
+            again = (await client.post("/v1/dead-letters:replay", headers=operator,
+                                       json={"event_ids": [str(broken.event_id)]})).json()
+            assert again == {"replayed": [], "skipped": {str(broken.event_id): "replayed"}}
+            await asyncio.sleep(1)
+            assert await count_seen(ctx, "select count(*) from seen where note = 'broken'") == 1
+
+        # The operator's command, over HTTP: the table shows each letter's state.
+        import uvicorn
+        from typer.testing import CliRunner
+
+        from runtime.cli import app as cli
+        from runtime.embedded import free_port
+
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+        serving = asyncio.create_task(server.serve())
+        try:
+            await eventually(lambda: _true(server.started), timeout=10)
+            token = issue_token(settings, sub="op", role="administrator", region="41")
+            result = await asyncio.to_thread(CliRunner().invoke, cli, [
+                "dlq", "list", "--service", "assistance", "--url", f"http://127.0.0.1:{port}", "--token", token])
+        finally:
+            server.should_exit = True
+            await serving
+        assert result.exit_code == 0, result.output
+        assert "1 applied_later, 1 replayed" in result.output and str(broken.event_id)[:8] in result.output
+
+
+async def _true(value) -> bool:
+    return bool(value)

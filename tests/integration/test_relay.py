@@ -188,16 +188,22 @@ async def test_a_broker_killed_and_back_within_a_second_heals_without_a_restart(
             await eventually(lambda: _equals(cases(), 12), timeout=90)
 
             settings = system.settings["intake"]
-            admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
-            await admin.start()
-            try:
-                described = await admin.describe_topics(all_topics(settings))
-            finally:
-                await admin.close()
-            counts = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
             consumed = [events_topic("intake", settings.topic_prefix), dead_letter_topic(events_topic("intake", settings.topic_prefix))]
-            for topic in [system.context("intake").topic, system.context("screening").topic, *consumed]:
-                assert counts.get(topic) == settings.kafka_partitions, f"{topic}: {counts.get(topic)} partitions"
+            wanted = [system.context("intake").topic, system.context("screening").topic, *consumed]
+
+            async def partition_counts() -> dict:
+                admin = AIOKafkaAdminClient(bootstrap_servers=broker.bootstrap)
+                await admin.start()
+                try:
+                    described = await admin.describe_topics(all_topics(settings))
+                finally:
+                    await admin.close()
+                return {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+
+            # Every topic back (each relay and consumer checks every second), none with the broker's default count.
+            counts = await eventually(lambda: _all_there(partition_counts(), wanted), timeout=30)
+            for topic in wanted:
+                assert counts[topic] == settings.kafka_partitions, f"{topic}: {counts[topic]} partitions"
             republished = [r.getMessage() for r in caplog.records if "publishing the store again" in r.getMessage()]
             assert sum("relay intake" in m for m in republished) == 1, republished
             async with system.context("screening").sessions() as session:
@@ -209,3 +215,43 @@ async def test_a_broker_killed_and_back_within_a_second_heals_without_a_restart(
                 assert ready.status_code == 200 and ready.json()["relay"]["lag"] == 0, ready.json()
     finally:
         broker.stop()
+
+
+async def test_a_topic_with_another_partition_count_stops_publishing_loudly(service_context, caplog):
+    """Publishing by other partitions would put a household's events out of order: the relay says
+    so and publishes nothing, instead of re-keying silently (issue 12 §2)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from runtime.relay import OutboxRelay
+
+    ctx = await service_context("intake")  # settings: 3 partitions
+    admin = AIOKafkaAdminClient(bootstrap_servers=ctx.settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(ctx.topic, num_partitions=2, replication_factor=1)])
+    finally:
+        await admin.close()
+    meta = EventMetadata(actor=Actor(kind="system", id="test", role="service"))
+    async with unit_of_work(ctx, meta) as uow:
+        await uow.append("misconfigured", 0, [_unmatched(1)])
+    relay = OutboxRelay(ctx)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await eventually(lambda: _equals(_state(relay), "topic misconfigured"), timeout=20)
+        assert "FANGPIN_KAFKA_PARTITIONS=3" in relay.health.error and "2" in relay.health.error
+        assert await relay.lag() == 1, "nothing published"
+        assert any(r.levelname == "ERROR" and "not publishing" in r.getMessage() for r in caplog.records)
+    finally:
+        stop.set()
+        await task
+    assert await _event_ids_in_order(ctx.settings.kafka_bootstrap, ctx.topic, wait_ms=500) == []
+
+
+async def _state(relay) -> str:
+    return relay.health.state
+
+
+async def _all_there(counts_awaitable, topics: list[str]):
+    counts = await counts_awaitable
+    return counts if all(t in counts for t in topics) else None
