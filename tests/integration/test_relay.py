@@ -24,19 +24,7 @@ async def test_relay_survives_a_broker_restart_and_republishes_into_the_empty_br
     try:
         async with run_services("intake", "screening", kafka_bootstrap=broker.bootstrap,
                                 broker_check_seconds=0.5) as system:
-            intake, screening = system.clients["intake"], system.clients["screening"]
-            county = system.token("county_officer", "410721")
-            department = system.token("department_system", kind="system")
-            for n in range(1, 7):
-                assert (await intake.post("/v1/households", headers=county, json=household(f"R{n}", n))).status_code == 201
-
-            async def cases() -> int:
-                async with system.context("screening").sessions() as session:
-                    return await session.scalar(sa.text("select count(*) from cases"))
-
-            async def post_warning(n: int):
-                r = await intake.post("/v1/warnings", headers=department, json=warning(f"R-{n}", id_number(n)))
-                assert r.status_code == 201, r.text
+            cases, post_warning = await _households_and_warnings(system, 6)
 
             for n in (1, 2, 3):
                 await post_warning(n)
@@ -158,19 +146,7 @@ async def test_a_broker_killed_and_back_within_a_second_heals_without_a_restart(
     broker.start()
     try:
         async with run_services("intake", "screening", kafka_bootstrap=broker.bootstrap, broker_check_seconds=1.0) as system:
-            intake = system.clients["intake"]
-            county = system.token("county_officer", "410721")
-            department = system.token("department_system", kind="system")
-            for n in range(1, 13):
-                assert (await intake.post("/v1/households", headers=county, json=household(f"R{n}", n))).status_code == 201
-
-            async def cases() -> int:
-                async with system.context("screening").sessions() as session:
-                    return await session.scalar(sa.text("select count(*) from cases"))
-
-            async def post_warning(n: int):
-                r = await intake.post("/v1/warnings", headers=department, json=warning(f"R-{n}", id_number(n)))
-                assert r.status_code == 201, r.text
+            cases, post_warning = await _households_and_warnings(system, 12)
 
             for n in range(1, 5):
                 await post_warning(n)
@@ -255,3 +231,22 @@ async def _state(relay) -> str:
 async def _all_there(counts_awaitable, topics: list[str]):
     counts = await counts_awaitable
     return counts if all(t in counts for t in topics) else None
+
+
+async def _households_and_warnings(system, households: int):
+    """Register households R1..Rn; returns (count of screening's cases, post warning n about Rn)."""
+    intake = system.clients["intake"]
+    county = system.token("county_officer", "410721")
+    department = system.token("department_system", kind="system")
+    for n in range(1, households + 1):
+        assert (await intake.post("/v1/households", headers=county, json=household(f"R{n}", n))).status_code == 201
+
+    async def cases() -> int:
+        async with system.context("screening").sessions() as session:
+            return await session.scalar(sa.text("select count(*) from cases"))
+
+    async def post_warning(n: int):
+        r = await intake.post("/v1/warnings", headers=department, json=warning(f"R-{n}", id_number(n)))
+        assert r.status_code == 201, r.text
+
+    return cases, post_warning

@@ -30,3 +30,53 @@ def test_token_prints_a_bearer_token_for_the_role_and_region():
     assert result.exit_code == 0, result.output
     principal = decode_token(Settings(), result.output.strip())
     assert (principal.kind, principal.role, principal.region, principal.sub) == ("staff", "county_officer", "410700", "dev-county_officer")
+
+
+class _Processes:
+    """What `fangpin up` supervises: real child processes, started by `start_service`."""
+
+    def __init__(self, tmp_path, command):
+        import subprocess
+        import sys
+
+        self.logs, self.command, self.started = tmp_path, command, []
+        self._spawn = lambda: subprocess.Popen([sys.executable, "-c", self.command])
+        self.processes = {"screening": self._spawn()}
+
+    def start_service(self, service):
+        self.started.append(service)
+        self.processes[service] = self._spawn()
+
+
+def test_up_starts_an_exited_service_again(tmp_path):
+    import threading
+    import time
+
+    from runtime.cli import supervise
+
+    system = _Processes(tmp_path, "raise SystemExit(70)")
+    stopping = {"now": False}
+    system.processes["screening"].wait()
+
+    def then_heal_and_stop():
+        while not system.started:
+            time.sleep(0.05)
+        system.command = "import time; time.sleep(30)"  # the restarted process stays up
+        time.sleep(1.5)
+        stopping["now"] = True
+
+    helper = threading.Thread(target=then_heal_and_stop)
+    helper.start()
+    supervise(system, stopping)
+    helper.join()
+    assert 1 <= len(system.started) <= 2 and system.processes["screening"].poll() is None
+    system.processes["screening"].kill()
+
+
+def test_up_stops_when_a_service_keeps_exiting(tmp_path):
+    from runtime.cli import RESTARTS_ALLOWED, supervise
+
+    system = _Processes(tmp_path, "raise SystemExit(70)")
+    stopping = {"now": False}
+    supervise(system, stopping)  # returns by itself
+    assert stopping["now"] is True and system.started == ["screening"] * RESTARTS_ALLOWED
