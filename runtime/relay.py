@@ -61,11 +61,12 @@ def envelope_json(row) -> bytes:
 @dataclass(frozen=True)
 class Gaps:
     """What the relay saw when it met a gap: every position missing up to `upto` (the highest it
-    had read then) was handed out before that moment, so only `held_by`, the transactions running
-    then, may still fill any of them."""
+    had read then) was handed out to a transaction that had taken its id before `below` (the
+    relay's own id in that pass): once no transaction older than `below` runs, none is left that
+    could fill any of them."""
 
     upto: int
-    held_by: frozenset[int]
+    below: int
     since: float = 0.0  # time.monotonic() when seen
     reported: bool = False
 
@@ -77,10 +78,10 @@ has acknowledged them all, so a pass of 1,000 batch events (130 kB of clues each
 lag and a hundred megabytes of memory; the number of events per pass follows their size."""
 
 
-# The transactions running in this transaction's snapshot (cluster-wide) and its own id, if it has one.
-_RUNNING = sa.text(
-    "select array(select pg_snapshot_xip(s)::text::bigint), pg_current_xact_id_if_assigned()::text::bigint"
-    " from pg_current_snapshot() s"
+# The oldest transaction running in this transaction's snapshot (cluster-wide; its xmin) and this
+# transaction's own id, taken by the cursor's row lock after the snapshot.
+_HORIZON = sa.text(
+    "select pg_snapshot_xmin(pg_current_snapshot())::text::bigint, pg_current_xact_id()::text::bigint"
 )
 
 
@@ -206,7 +207,8 @@ class OutboxRelay:
             if not rows:
                 return 0
             self.pass_limit = events_per_pass(rows, self.settings.relay_batch_size)
-            ready = self._up_to_open_gap(position, rows, await self._running(session))
+            oldest_running, me = (await session.execute(_HORIZON)).one()
+            ready = self._up_to_open_gap(position, rows, oldest_running, me)
             if ready:
                 await self._send(ready)
                 await session.execute(
@@ -226,32 +228,30 @@ class OutboxRelay:
             )
         ).all()
 
-    async def _running(self, session) -> set[int]:
-        running, me = (await session.execute(_RUNNING)).one()
-        return set(running) - {me}
-
-    def _up_to_open_gap(self, position: int, rows: list, running: set[int]) -> list:
+    def _up_to_open_gap(self, position: int, rows: list, oldest_running: int, me: int) -> list:
         """The rows before the first gap that a running transaction may still fill.
 
-        `rows` and `running` come from one snapshot. A missing position was handed out before the
-        rows seen after it, so whoever holds it had begun (appends take their transaction id first,
-        see EventStore._insert) and had not committed in that snapshot: it was running in it, or
-        has rolled back. Once all of those have ended, every gap seen then stays empty for
-        good and is stepped over at once (one wait per pass, not one per gap: with many writers
-        at work, gaps come faster than their transactions end)."""
+        `rows` and `oldest_running` (the snapshot's xmin) come from one snapshot; `me` is this pass's
+        own transaction id, taken after that snapshot. A missing position below a row of the snapshot
+        was handed out before that row's, so its holder had taken its transaction id before (appends
+        take it first, see EventStore._insert), and so before `me`. Not committed in the snapshot, the
+        holder was running or has rolled back. Running transactions are not all listed in a snapshot
+        (those newer than the newest finished one are not), so the relay waits for every
+        transaction older than `me`: once the oldest one running is newer than that, every gap seen
+        then stays empty for good and is stepped over at once (one wait per pass, not one per gap:
+        with many writers at work, gaps come faster than their transactions end)."""
         expected = position + 1
         for i, row in enumerate(rows):
             if row.global_position != expected:
                 if self.gaps is None or expected > self.gaps.upto:
-                    self.gaps = Gaps(rows[-1].global_position, frozenset(running), time.monotonic())
-                still = self.gaps.held_by & running
-                if still:
+                    self.gaps = Gaps(rows[-1].global_position, me, time.monotonic())
+                if oldest_running < self.gaps.below:
                     if not self.gaps.reported and time.monotonic() - self.gaps.since > GAP_PATIENCE_SECONDS:
                         self.gaps = replace(self.gaps, reported=True)
-                        log.warning("relay %s: waiting %.0fs at position %d for transactions %s to end (one of them "
-                                    "may still commit an event there); a long write transaction in this "
-                                    "PostgreSQL server holds publishing back", self.ctx.name,
-                                    time.monotonic() - self.gaps.since, expected, sorted(still))
+                        log.warning("relay %s: waiting %.0fs at position %d for transaction %d and any other older "
+                                    "than %d to end (one of them may still commit an event there); a long write "
+                                    "transaction in this PostgreSQL server holds publishing back", self.ctx.name,
+                                    time.monotonic() - self.gaps.since, expected, oldest_running, self.gaps.below)
                     return rows[:i]
             expected = row.global_position + 1
         return rows

@@ -74,6 +74,12 @@ def log_counts(logs: Path) -> str:
     return "log lines WARNING/ERROR: " + ", ".join(counts)
 
 
+def republishes(logs: Path) -> dict[str, int]:
+    """How often each service's relay published its whole store again (runtime.relay logs it once each time)."""
+    return {path.stem: path.read_text(errors="replace").count("publishing the store again")
+            for path in sorted(logs.glob("*.log")) if path.stem in SERVICES}
+
+
 def log_digest(logs: Path, most: int = 8) -> str:
     """Per service log: how many WARNING / ERROR lines, and the last few distinct ones."""
     out = []
@@ -100,8 +106,10 @@ def log_digest(logs: Path, most: int = 8) -> str:
 async def run_scenario(name: str, data_dir: Path, postgres: EmbeddedPostgres, broker: TansuBroker, fault: Fault,
                        record_property, env: dict[str, dict[str, str]] | None = None,
                        batch_rows: int = BATCH_ROWS, prepare: Callable[[Load], None] | None = None,
-                       after_healed: Fault | None = None) -> Healing:
-    """`prepare(load)` before the load starts; `after_healed(run)` once healed, with the system still up."""
+                       after_healed: Fault | None = None, republishes_allowed: int = 0) -> Healing:
+    """`prepare(load)` before the load starts; `after_healed(run)` once healed, with the system still up.
+    `republishes_allowed`: how often each relay may publish its whole store again (once after a broker
+    that came back empty; never otherwise: a relay that takes a slow broker for a lost one floods it)."""
     system = EmbeddedSystem(data_dir, ports={s: free_port() for s in SERVICES}, postgres=postgres, broker=broker,
                             namespace=f"f{uuid.uuid4().hex[:8]}.", env=env or {})
     begun = time.monotonic()
@@ -155,6 +163,10 @@ async def run_scenario(name: str, data_dir: Path, postgres: EmbeddedPostgres, br
         if healing.findings:
             pytest.fail(f"{summary}\nthe checker found, at the deadline:\n{report(healing.findings)}\n"
                         f"service logs ({system.logs}):\n{log_digest(system.logs)}", pytrace=False)
+        republished = republishes(system.logs)
+        if any(n > republishes_allowed for n in republished.values()):
+            pytest.fail(f"{summary}\na relay published its whole store again more than {republishes_allowed} "
+                        f"time(s): {republished}", pytrace=False)
         if after_healed:
             await after_healed(run)
         return healing

@@ -68,7 +68,8 @@ async def test_broker_killed_and_back_empty(tmp_path, postgres, own_broker, reco
         await asyncio.to_thread(run.broker.start)
         run.note(f"broker listening again on {run.broker.bootstrap}")
 
-    await run_scenario(f"broker kill -9, {outage:.0f}s outage", tmp_path, postgres, own_broker, fault, record_property)
+    await run_scenario(f"broker kill -9, {outage:.0f}s outage", tmp_path, postgres, own_broker, fault, record_property,
+                       republishes_allowed=1)
 
 
 async def test_consumer_killed_mid_batch(tmp_path, postgres, broker, record_property):

@@ -187,8 +187,11 @@ async def test_a_broker_killed_and_back_within_a_second_heals_without_a_restart(
                     "select household_id, count(*) from cases group by household_id order by household_id"))).all()
             assert sorted(per_household) == sorted((f"R{n}", 1) for n in range(1, 13))
             for service in ("intake", "screening"):
-                ready = await system.clients[service].get("/readyz")
-                assert ready.status_code == 200 and ready.json()["relay"]["lag"] == 0, ready.json()
+                async def caught_up(service=service):
+                    ready = await system.clients[service].get("/readyz")
+                    return ready.status_code == 200 and ready.json()["relay"]["lag"] == 0
+
+                await eventually(caught_up, timeout=30)
     finally:
         broker.stop()
 

@@ -28,10 +28,14 @@ def _event(n: int) -> NewEvent:
                                      indicator="new_dibao"), household_id=f"H{n % 7}")
 
 
-async def _open_append(ctx, stream: str, n: int):
-    """An append whose transaction is left open: the caller commits or rolls back `session`."""
+async def _open_append(ctx, stream: str, n: int, think: float = 0.0):
+    """An append whose transaction is left open: the caller commits or rolls back `session`. With
+    `think`, the transaction takes its id that long before the append."""
     session = ctx.sessions()
     await session.begin()
+    if think:
+        await session.execute(sa.text("select pg_current_xact_id()"))
+        await asyncio.sleep(think)
     [written] = await EventStore(session, ctx.name, ctx.clock).append(stream, 0, [_event(n)], META)
     return session, str(written.event_id)
 
@@ -96,6 +100,38 @@ async def test_a_writer_that_commits_between_the_relays_reads_is_not_skipped(ser
         await relay._disconnect()
 
 
+async def test_a_holder_newer_than_every_finished_transaction_is_waited_for(service_context):
+    """A snapshot lists as running only transactions older than the newest finished one (its xmax);
+    a holder that took its id after that is running and not listed. Here: `early` takes its id,
+    `holder` takes a newer id and a lower position, `early` appends above it and commits; nothing
+    newer than `early` has finished, so `holder` is not in the relay's snapshot's running list."""
+    ctx = await service_context("intake", kafka_partitions=1)
+    relay = OutboxRelay(ctx)
+    await relay._connect()
+    await relay.check_broker_history()
+    try:
+        assert await relay.publish_pending() == 0  # makes the cursor
+        early = ctx.sessions()
+        await early.begin()
+        await early.execute(sa.text("select pg_current_xact_id()"))  # takes its id first
+        holder, holder_id = await _open_append(ctx, "holder", 1)  # a newer id, the lower position
+        [written] = await EventStore(early, ctx.name, ctx.clock).append("early", 0, [_event(2)], META)
+        await early.commit()
+        await early.close()
+
+        await relay.publish_pending()
+        published_too_soon = await _topic_event_ids(ctx, 1, timeout=1.0)
+        await holder.commit()
+        await holder.close()
+        await relay.publish_pending()
+        await relay.publish_pending()
+
+        assert published_too_soon == [], "published past a position a running transaction holds"
+        assert await _topic_event_ids(ctx, 2) == [holder_id, str(written.event_id)]
+    finally:
+        await relay._disconnect()
+
+
 async def test_many_writers_every_committed_event_is_published_exactly_once(service_context):
     ctx = await service_context("intake", relay_idle_seconds=0.0, kafka_partitions=1, database_pool_size=12)
     relay = OutboxRelay(ctx)
@@ -107,7 +143,9 @@ async def test_many_writers_every_committed_event_is_published_exactly_once(serv
     async def writer(w: int) -> None:
         for i in range(40):
             n = w * 1000 + i
-            session, event_id = await _open_append(ctx, f"w{w}-{i}", n)
+            # Half the writers take their transaction id a while before their position, as a command
+            # that reads and decides first does: their positions then come late against their ids.
+            session, event_id = await _open_append(ctx, f"w{w}-{i}", n, think=rng.random() * 0.01 if w % 2 else 0)
             try:
                 await asyncio.sleep(rng.random() * 0.01)  # others take positions meanwhile
                 if rng.random() < 0.1:
