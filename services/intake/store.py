@@ -212,6 +212,10 @@ async def household_ref(session: AsyncSession, household_id: str) -> HouseholdRe
     return (await households_by_id(session, [household_id])).get(household_id)
 
 
+async def grid_worker_of(session: AsyncSession, household_id: str) -> str | None:
+    return await session.scalar(sa.select(households.c.grid_worker_id).where(households.c.household_id == household_id))
+
+
 async def households_by_id(session: AsyncSession, household_ids: list[str]) -> dict[str, HouseholdRef]:
     if not household_ids:
         return {}

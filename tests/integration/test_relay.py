@@ -240,7 +240,7 @@ async def _households_and_warnings(system, households: int):
     """Register households R1..Rn; returns (count of screening's cases, post warning n about Rn)."""
     intake = system.clients["intake"]
     county = system.token("county_officer", "410721")
-    department = system.token("department_system", kind="system")
+    department = system.token("department_system", kind="system", department="civil_affairs")
     for n in range(1, households + 1):
         assert (await intake.post("/v1/households", headers=county, json=household(f"R{n}", n))).status_code == 201
 

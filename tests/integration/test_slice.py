@@ -50,7 +50,8 @@ async def test_warning_reaches_the_village_cadres_inbox_once(run_services):
         assert [h["event_type"] for h in detail["history"]] == ["VerificationCaseOpened"]
 
         # A second clue of another department attaches to the open case: still one case, one task.
-        r = await intake.post("/v1/warnings", headers=system.token("department_system", kind="system", sub="mi"),
+        r = await intake.post("/v1/warnings", headers=system.token("department_system", kind="system", sub="mi",
+                                                                   department="medical_insurance"),
                               json=warning("MI-9", id_number(1), department="medical_insurance",
                                            indicator="high_medical_expense", amount="23000.00"))
         assert r.status_code == 201, r.text
@@ -89,7 +90,7 @@ async def test_bad_input_is_refused_with_the_field_and_nothing_stored(run_servic
         r = await intake.post("/v1/households", headers={**county, "content-type": "application/json"}, content=b'{"household_id": ')
         assert r.status_code == 422 and "malformed JSON" in r.json()["detail"]
 
-        r = await intake.post("/v1/warnings", headers=system.token("department_system", kind="system"),
+        r = await intake.post("/v1/warnings", headers=system.token("department_system", kind="system", department="civil_affairs"),
                               json=warning("X-1", id_number(2), indicator="no_such_indicator"))
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "indicator"
 
@@ -143,7 +144,7 @@ async def test_trace_continues_from_the_intake_request_into_the_screening_consum
         intake, screening = system.clients["intake"], system.clients["screening"]
         county = system.token("county_officer", "410721")
         await intake.post("/v1/households", headers=county, json=household("H5", 5))
-        r = await intake.post("/v1/warnings", headers=system.token("department_system", kind="system"),
+        r = await intake.post("/v1/warnings", headers=system.token("department_system", kind="system", department="civil_affairs"),
                               json=warning("T-1", id_number(5)))
         request_trace_id = r.headers["traceparent"].split("-")[1]
 

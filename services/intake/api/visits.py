@@ -56,6 +56,9 @@ async def record_visit(body: VisitIn, request: Request, principal: Principal = D
         if household is None:
             raise Problem(404, "Not found", f"no household {body.household_id}; register it first (POST /v1/households)")
         require_region(principal, household.region_code)
+        if principal.role == "grid_worker" and await store.grid_worker_of(uow.session, household.household_id) != principal.sub:
+            raise Problem(403, "Forbidden", f"household {household.household_id} is not one of grid worker "
+                          f"{principal.sub}'s households; a grid worker visits their own households only")
         visit_id = new_id_str()
         clue_id = new_id_str() if body.risk_types else None
         streams = [(StreamHead(f"visit-{visit_id}"), [NewEvent(

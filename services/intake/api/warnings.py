@@ -72,7 +72,17 @@ def clue_of_warning(clue_id: str, household: store.HouseholdRef, now: datetime, 
                       detail=warning.detail)
 
 
-WARNING_SENDERS = require("department_system", "department_liaison", kinds=("system", "staff"))
+_DEPARTMENT_ROLES = require("department_system", "department_liaison", kinds=("system", "staff"))
+
+
+async def warning_sender(principal: Principal = Depends(_DEPARTMENT_ROLES)) -> Principal:
+    """A department system or liaison, acting for exactly the one department its token names: a
+    token without one could otherwise post any department's warnings."""
+    if not principal.department:
+        raise Problem(403, "Forbidden", "this token names no department; a department's token carries its "
+                      "department (fangpin token --kind system --role department_system --department civil_affairs)",
+                      errors=[{"field": "department", "message": "the token has no department claim"}])
+    return principal
 
 
 async def ingest_warnings(uow: UnitOfWork, principal: Principal, rows: list[tuple[int, WarningIn | RowOutcome]],
@@ -161,7 +171,7 @@ async def ingest_warnings(uow: UnitOfWork, principal: Principal, rows: list[tupl
 async def post_warning(
     body: WarningIn,
     request: Request,
-    principal: Principal = Depends(WARNING_SENDERS),
+    principal: Principal = Depends(warning_sender),
     ctx: ServiceContext = Depends(get_context),
 ):
     [result] = await run_command(ctx, command_metadata(principal, request),
@@ -189,7 +199,7 @@ BATCH_CHUNK_ROWS = 2000
 @router.post("/warnings:batch", response_model=BatchOutcome)
 async def post_warning_batch(
     request: Request,
-    principal: Principal = Depends(WARNING_SENDERS),
+    principal: Principal = Depends(warning_sender),
     ctx: ServiceContext = Depends(get_context),
 ):
     """NDJSON, one warning a line, up to a million lines; read as a stream and committed every
