@@ -22,7 +22,7 @@ from contracts.envelope import Actor, EventEnvelope
 from contracts.topics import dead_letter_topic, events_topic
 from runtime.db import database_answers, is_database_outage
 from runtime.eventstore import EventMetadata
-from runtime.kafka import ensure_topics, make_consumer, make_producer
+from runtime.kafka import ensure_topics, make_consumer, make_producer, stop_quietly
 from runtime.service import EventHandler, ServiceContext, UnitOfWork
 from runtime.tables import inbox
 from runtime.tasks import Health, sleep_unless_stopped, stray_cancellation
@@ -84,14 +84,9 @@ class EventConsumer:
                     await self._disconnect()
                     await sleep_unless_stopped(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
-                except asyncio.CancelledError:
-                    if not stray_cancellation():
-                        raise
-                    log.warning("consumer %s: a client was cancelled under it; reconnecting", self.ctx.name)
-                    self.health.set("retrying", "cancelled inside the Kafka client")
-                    await self._disconnect()
-                    await sleep_unless_stopped(stop, backoff)
-                except Exception as exc:  # a bug or a surprise: the batch comes again after the backoff
+                except (Exception, asyncio.CancelledError) as exc:  # a bug or a surprise: the batch comes again
+                    if isinstance(exc, asyncio.CancelledError) and not stray_cancellation():
+                        raise  # this task is being cancelled: the service stops
                     log.exception("consumer %s: unexpected failure; reconnecting in %.1fs", self.ctx.name, backoff)
                     self.health.set("retrying", exc)
                     await self._disconnect()
@@ -151,13 +146,7 @@ class EventConsumer:
         self.consumer, self.dlq_producer, self.connected = None, None, False
         for client in (consumer, producer):
             if client is not None:
-                try:
-                    await client.stop()
-                except asyncio.CancelledError:
-                    if not stray_cancellation():  # aiokafka's stop() lets its own tasks' cancellation out
-                        raise
-                except Exception:
-                    log.debug("consumer %s: client stop failed", self.ctx.name, exc_info=True)
+                await stop_quietly(client, f"consumer {self.ctx.name}")
 
     async def _commit(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items() if records}

@@ -9,6 +9,7 @@ relay and the consumer answer by calling `ensure_topics`.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import lru_cache
 
@@ -20,6 +21,7 @@ from aiokafka.protocol import metadata as _metadata
 
 from contracts.topics import SERVICES, dead_letter_topic, events_topic
 from runtime.settings import Settings
+from runtime.tasks import stray_cancellation
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,18 @@ def make_consumer(settings: Settings, topics: list[str], group_id: str) -> AIOKa
         max_poll_interval_ms=settings.consumer_max_poll_interval_ms,
         isolation_level="read_uncommitted",
     )
+
+
+async def stop_quietly(client, what: str) -> None:
+    """Stop a client that may already be broken: nothing more to release if stopping fails.
+    aiokafka's stop() lets its own tasks' cancellation out; that is not this task being cancelled."""
+    try:
+        await client.stop()
+    except asyncio.CancelledError:
+        if not stray_cancellation():
+            raise
+    except Exception:
+        log.debug("%s: client stop failed", what, exc_info=True)
 
 
 def all_topics(settings: Settings) -> list[str]:

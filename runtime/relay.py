@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from contracts.topics import dead_letter_topic
 from runtime.db import database_answers, is_database_outage, sqlstate_of
-from runtime.kafka import TopicMisconfigured, ensure_topics, make_producer, partition_of
+from runtime.kafka import TopicMisconfigured, ensure_topics, make_producer, partition_of, stop_quietly
 from runtime.service import ServiceContext
 from runtime.tables import ENVELOPE_COLUMNS, events, relay_cursor
 from runtime.tasks import Health, sleep_unless_stopped, stray_cancellation
@@ -118,14 +118,9 @@ class OutboxRelay:
                     backoff = 0.2
                     if published == 0:
                         await sleep_unless_stopped(stop, self.settings.relay_idle_seconds)
-                except asyncio.CancelledError:
-                    if not stray_cancellation():
-                        raise
-                    log.warning("relay %s: a client was cancelled under it; reconnecting", self.ctx.name)
-                    self.health.set("retrying", "cancelled inside the Kafka client")
-                    await self._disconnect()
-                    await sleep_unless_stopped(stop, backoff)
-                except Exception as exc:  # nothing may end the relay silently: log, wait, retry
+                except (Exception, asyncio.CancelledError) as exc:  # nothing may end the relay silently: log, wait, retry
+                    if isinstance(exc, asyncio.CancelledError) and not stray_cancellation():
+                        raise  # this task is being cancelled: the service stops
                     if isinstance(exc, TopicMisconfigured):
                         log.error("relay %s: not publishing: %s", self.ctx.name, exc)
                         self.health.set("topic misconfigured", exc)
@@ -172,13 +167,7 @@ class OutboxRelay:
     async def _disconnect(self) -> None:
         producer, self.producer, self.connected = self.producer, None, False
         if producer is not None:
-            try:
-                await producer.stop()
-            except asyncio.CancelledError:
-                if not stray_cancellation():  # aiokafka's stop() lets its own tasks' cancellation out
-                    raise
-            except Exception:  # already broken; nothing more to release
-                log.debug("relay %s: producer stop failed", self.ctx.name, exc_info=True)
+            await stop_quietly(producer, f"relay {self.ctx.name}")
 
     async def publish_pending(self) -> int:
         """Publish the next events above the cursor, in store order, and move it on; returns how many."""
@@ -193,8 +182,8 @@ class OutboxRelay:
     async def _publish_pass(self) -> int:
         assert self.producer is not None
         async with self.ctx.sessions() as session, session.begin():
-            # One snapshot for the rows and the running transactions (see _up_to_open_gap): in two
-            # READ COMMITTED statements, a writer committing between them is neither read nor running.
+            # One snapshot for the rows and the oldest running transaction (see _up_to_open_gap): in
+            # two READ COMMITTED statements, a writer committing between them is neither read nor running.
             await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             position = await session.scalar(
                 sa.select(relay_cursor.c.position).where(relay_cursor.c.topic == self.topic)
@@ -360,7 +349,7 @@ class OutboxRelay:
                     return True
             return self._nothing_found(not found)
         finally:
-            await reader.stop()
+            await stop_quietly(reader, f"relay {self.ctx.name}")
 
 
 async def _first_records(reader: AIOKafkaConsumer, tps: list[TopicPartition], timeout_ms: int) -> dict:
