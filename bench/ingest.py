@@ -29,6 +29,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+os.environ.setdefault("FANGPIN_ENVIRONMENT", "development")  # a throwaway system on the development keys
 from contracts.topics import SERVICES  # noqa: E402
 from runtime.auth import issue_token  # noqa: E402
 from runtime.embedded import EmbeddedSystem, free_port  # noqa: E402

@@ -11,15 +11,17 @@ from typing import AsyncIterator, Callable
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi.responses import JSONResponse
 
 from runtime import dead_letters
 from runtime.clock import Clock, SystemClock
 from runtime.consumer import EventConsumer
 from runtime.db import database_answers, make_engine, make_sessions, migrate
 from runtime.eventstore import ConcurrencyConflict
+from runtime.exposure import add_docs_and_metrics, docs_urls
 from runtime.idempotency import IdempotencyMiddleware
+from runtime.keys import refuse_unsafe_keys
+from runtime.limits import BodyLimitMiddleware, streamed_paths
 from runtime.liveness import ProcessLease
 from runtime.problems import Problem, install_problem_handlers, problem_response
 from runtime.relay import OutboxRelay
@@ -52,6 +54,7 @@ def create_app(
     passes one that ends the process, for its supervisor to start it again); either way /readyz
     then answers 503."""
     settings = settings or get_settings()
+    refuse_unsafe_keys(settings)
     clock = clock or SystemClock()
 
     @asynccontextmanager
@@ -104,6 +107,7 @@ def create_app(
         description=definition.description,
         version="1",
         lifespan=lifespan,
+        **docs_urls(settings),
     )
     install_problem_handlers(app)
 
@@ -133,13 +137,13 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if all(checks.values()) else 503)
 
-    @app.get("/metrics", tags=["health"])
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    add_docs_and_metrics(app, settings)
 
     for router in [*definition.routers, dead_letters.router]:
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware, state_holder=app)
+    # Outside IdempotencyMiddleware, which reads whole bodies; inside tracing, so a 413 is counted.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, streamed=streamed_paths(app))
     app.add_middleware(TracingAndMetricsMiddleware, service=definition.name)
     return app
 

@@ -17,6 +17,9 @@ from runtime.problems import Problem
 from runtime.settings import Settings
 
 PrincipalKind = Literal["system", "staff", "household"]
+# Staff of these roles act in every region (a token without a region); every other member of staff
+# acts inside the region prefix their token names.
+NATIONAL_ROLES = frozenset({"national_officer"})
 
 
 class Principal(BaseModel):
@@ -57,15 +60,31 @@ def issue_token(
     }
     if department:
         claims["department"] = department
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256", headers={"kid": settings.jwt_key_id})
 
 
 def decode_token(settings: Settings, token: str) -> Principal:
     try:
-        claims = jwt.decode(token, settings.jwt_secret, algorithms=["HS256"], issuer=settings.jwt_issuer)
-        return Principal.model_validate(claims)
+        claims = jwt.decode(token, _verifying_secret(settings, token), algorithms=["HS256"], issuer=settings.jwt_issuer)
+        principal = Principal.model_validate(claims)
     except (jwt.PyJWTError, ValidationError) as exc:
         raise Problem(401, "Unauthorized", f"invalid bearer token: {exc}") from exc
+    if principal.kind == "staff" and not principal.region and principal.role not in NATIONAL_ROLES:
+        raise Problem(403, "Forbidden", f"a {principal.role}'s token must name the region its holder acts in; "
+                      f"only {', '.join(sorted(NATIONAL_ROLES))} acts nationwide",
+                      errors=[{"field": "region", "message": "empty in a staff token"}])
+    return principal
+
+
+def _verifying_secret(settings: Settings, token: str) -> str:
+    """The secret of the key id the token names: the current one, or an old one kept for rotation
+    (a token without a key id predates ids and is checked against the current secret)."""
+    key_id = jwt.get_unverified_header(token).get("kid")
+    if key_id is None or key_id == settings.jwt_key_id:
+        return settings.jwt_secret
+    if key_id in settings.jwt_old_secrets:
+        return settings.jwt_old_secrets[key_id]
+    raise jwt.InvalidKeyError(f"signed with key id {key_id!r}, which this service does not hold")
 
 
 def bearer_token(request: Request) -> str | None:

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from runtime.keys import KEYS_FILE_NAME, local_keys, new_keys
 from runtime.settings import Settings
 
 app = typer.Typer(help="Fangpin (防贫): dynamic monitoring and assistance to prevent a return to poverty.",
@@ -33,6 +34,10 @@ def up(
         console.print(f"[red]Fangpin is already running (pid {pidfile.read_text()}); `fangpin down` stops it.[/red]")
         raise typer.Exit(1)
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / KEYS_FILE_NAME).exists():
+        console.print(f"Keys       made for this system in {data_dir / KEYS_FILE_NAME}: keep that file (without it the "
+                      "ID numbers and names stored cannot be read)")
+    os.environ.update(local_keys(data_dir, create=True))  # the services and the demo loader inherit them
     pidfile.write_text(str(os.getpid()))
     system = EmbeddedSystem(data_dir, kafka_port=kafka_port)
     stopping = {"now": False}
@@ -48,9 +53,6 @@ def up(
             from runtime.demo import load_demo
 
             load_demo(system.ports, Settings(), say=console.print)
-        settings = Settings()
-        if settings.uses_development_secret:
-            console.print("[yellow]Tokens are signed with the development key: set FANGPIN_JWT_SECRET in production.[/yellow]")
         console.print("Fangpin is up. A token: [bold]./fangpin token --role county_officer --region 410721[/bold]")
         console.print("Stop with Ctrl-C or [bold]./fangpin down[/bold].")
         supervise(system, stopping)
@@ -114,10 +116,15 @@ def token(
     kind: str = typer.Option("staff", help="staff, system or household"),
     department: Optional[str] = typer.Option(None, help="for department systems: civil_affairs, medical_insurance, ..."),
 ) -> None:
-    """Print a development bearer token."""
-    from runtime.auth import issue_token
+    """Print a bearer token signed with this machine's key (the one `fangpin up` made, or FANGPIN_JWT_SECRET)."""
+    from runtime.auth import NATIONAL_ROLES, issue_token
 
-    typer.echo(issue_token(Settings(), sub=sub or f"dev-{role}", role=role, region=region, kind=kind, department=department))
+    if kind == "staff" and not region and role not in NATIONAL_ROLES:
+        console.print(f"[red]A {role} acts inside a region: give --region (e.g. 410721); only "
+                      f"{', '.join(sorted(NATIONAL_ROLES))} acts nationwide.[/red]")
+        raise typer.Exit(2)
+    settings, _ = local_settings()
+    typer.echo(issue_token(settings, sub=sub or f"dev-{role}", role=role, region=region, kind=kind, department=department))
 
 
 @app.command()
@@ -151,15 +158,16 @@ def _upload(kind: str, path: Path, url: str, token: Optional[str], rejected: Opt
 
     endpoint = {"households": "/v1/households:import", "warnings": "/v1/warnings:batch"}[kind]
     if token is None:
-        # Only households have a development default; a warning belongs to one department's token.
-        settings = Settings()
-        if kind != "households" or not settings.uses_development_secret:
+        # Only households have a default on the system's own machine; a warning belongs to one
+        # department's token.
+        settings, on_own_machine = local_settings()
+        if kind != "households" or not on_own_machine:
             console.print("[red]Give --token (or FANGPIN_TOKEN), e.g. ./fangpin token --role department_system "
                           "--kind system --department civil_affairs[/red]")
             raise typer.Exit(2)
         from runtime.auth import issue_token
 
-        token = issue_token(settings, sub="dev-import", role="county_officer")
+        token = issue_token(settings, sub="fangpin-import", role="county_officer", kind="system")
     rejected = rejected or path.with_name(path.name + ".rejected.ndjson")
     totals: dict[str, int] = {}
     started = time.monotonic()
@@ -231,13 +239,13 @@ def _operator_calls(service: Optional[str], url: Optional[str], token: Optional[
     from runtime.embedded import DEFAULT_PORTS
 
     if token is None:
-        settings = Settings()
-        if not settings.uses_development_secret:
+        settings, on_own_machine = local_settings()
+        if not on_own_machine:
             console.print("[red]Give --token (or FANGPIN_TOKEN): an administrator's or operator's bearer token.[/red]")
             raise typer.Exit(2)
         from runtime.auth import issue_token
 
-        token = issue_token(settings, sub="dev-operator", role="administrator", region="", kind="system")
+        token = issue_token(settings, sub="fangpin-operator", role="administrator", region="", kind="system")
     if service is not None and service not in SERVICES:
         console.print(f"[red]No service {service!r}; one of {', '.join(SERVICES)}.[/red]")
         raise typer.Exit(2)
@@ -306,6 +314,54 @@ def dlq_replay(
         console.print(f"{name}: {len(outcome['replayed'])} sent again"
                       + "".join(f"\n  {e}: not sent ({why})" for e, why in outcome["skipped"].items()))
     console.print("`./fangpin dlq list` shows which were applied (replayed) and which failed again (dead).")
+
+
+keys_app = typer.Typer(help="Keys: a fresh set for a deployment, and sealing stored data again after a rotation.",
+                       no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("new")
+def keys_new() -> None:
+    """Print a fresh set of keys as FANGPIN_ variables (for a deployment's secret store or .env)."""
+    for name, value in new_keys().items():
+        typer.echo(f"{name}={value}")
+
+
+@keys_app.command("reencrypt")
+def keys_reencrypt(
+    url: Optional[str] = typer.Option(None, help="intake's address, if not the one `fangpin up` uses"),
+    token: Optional[str] = typer.Option(None, envvar="FANGPIN_TOKEN", help="administrator's token; own machine: minted"),
+    batch: int = typer.Option(1000, min=1, max=10_000, help="rows per request"),
+) -> None:
+    """After a key rotation (new FANGPIN_ID_ENCRYPTION_KEY and _KEY_ID, the old key in
+    FANGPIN_ID_ENCRYPTION_OLD_KEYS), seal every stored ID number, name and phone again under the new
+    key; then the old key can be dropped. Safe to stop and run again."""
+    from rich.progress import Progress
+
+    ((name, base, headers),) = _operator_calls("intake", url, token)
+    first = _operator_request("POST", name, base, "/v1/keys:reencrypt", headers, {"limit": batch})
+    total = first["resealed"] + first["remaining"]
+    with Progress(console=console, disable=not total) as progress:
+        task = progress.add_task(f"sealing under key {first['key_id']}", total=total, completed=first["resealed"])
+        outcome = first
+        while outcome["remaining"] and outcome["resealed"]:
+            outcome = _operator_request("POST", name, base, "/v1/keys:reencrypt", headers, {"limit": batch})
+            progress.update(task, advance=outcome["resealed"])
+    if outcome["remaining"]:
+        console.print(f"[yellow]{outcome['remaining']:,} rows are still sealed under another key (held by a request "
+                      "that was running); run the command again.[/yellow]")
+        raise typer.Exit(1)
+    console.print(f"Every stored value is sealed under key {outcome['key_id']}; FANGPIN_ID_ENCRYPTION_OLD_KEYS can be emptied.")
+
+
+def local_settings() -> tuple[Settings, bool]:
+    """Settings with this machine's keys (those `fangpin up` made in FANGPIN_DATA_DIR), and whether
+    the command runs on the system's own machine (its keys file, or the development keys), where it
+    may mint the operator's token itself."""
+    keys = local_keys(DATA_DIR.resolve(), create=False)
+    settings = Settings(**{name.removeprefix("FANGPIN_").lower(): value for name, value in keys.items()})
+    return settings, bool(keys) or (DATA_DIR / KEYS_FILE_NAME).exists() or settings.uses_development_secret
 
 
 def _alive(pid: int) -> bool:

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts.envelope import Actor, EventEnvelope
 from contracts.topics import dead_letter_topic, events_topic
-from runtime.db import database_answers, is_database_outage
+from runtime.db import database_answers, describe_error, is_database_outage
 from runtime.eventstore import EventMetadata
 from runtime.kafka import ensure_topics, make_consumer, make_producer, stop_quietly
 from runtime.service import EventHandler, ServiceContext, UnitOfWork
@@ -236,10 +236,10 @@ class EventConsumer:
         database does not answer a plain query right after it (an error of an odd shape while it
         starts or stops)."""
         if is_database_outage(exc) or not await database_answers(self.ctx.engine):
-            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            raise DatabaseUnavailable(describe_error(exc)) from exc
 
     async def _dead_letter(self, record: ConsumerRecord, error: Exception | None) -> None:
-        reason = f"{type(error).__name__}: {error}"[:2000]
+        reason = describe_error(error)[:2000]  # kept in the inbox and the letter's header: no database values
         headers = list(record.headers or ()) + [
             ("dlq_error", reason.encode()),
             ("dlq_source", f"{record.topic}/{record.partition}/{record.offset}".encode()),

@@ -1,7 +1,11 @@
-"""Database: the async engine, creating a service's database, and running its migrations."""
+"""Database: the async engine, creating a service's database, running its migrations, and
+describing its errors without the values they quote."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import traceback
+from collections.abc import Mapping
 from pathlib import Path
 
 import asyncpg
@@ -21,11 +25,16 @@ _MIGRATION_LOCK_ID = 0x66616E67
 
 
 def make_engine(settings: Settings) -> AsyncEngine:
+    """The one engine factory. Statement parameters (ID hashes, names) stay out of its errors and
+    logs; and since every process that talks to a database comes here, this is where its logs are
+    made to withhold the values database errors quote (withhold_database_values_from_logs)."""
+    withhold_database_values_from_logs()
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
         pool_pre_ping=True,
+        hide_parameters=True,
     )
 
 
@@ -110,3 +119,122 @@ async def database_answers(engine: AsyncEngine, timeout: float = 2.0) -> bool:
         return True
     except Exception:
         return False
+
+
+# SQLSTATE classes whose messages name the schema or the server's state, never a stored or sent
+# value (connection, transaction state, rollback, syntax and access, resources, limits, operator).
+# Any other message may quote one: data exceptions (22) quote the input, PL/pgSQL raises (P0) say
+# what they like; and every DETAIL ("Key (id_hash)=(...) already exists", "Failing row contains
+# (...)") is left out whatever the class.
+_MESSAGES_WITHOUT_VALUES = ("08", "0A", "25", "28", "3D", "3F", "40", "42", "53", "54", "55", "57", "58")
+_NAMED_OBJECTS = ("schema_name", "table_name", "column_name", "data_type_name", "constraint_name")
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def _driver_error(exc: BaseException | None) -> BaseException | None:
+    """The driver's exception that `exc` is or wraps (SQLAlchemy wraps asyncpg's twice)."""
+    for _ in range(5):
+        if exc is None or isinstance(exc, _DRIVER_ERRORS):
+            return exc
+        if not type(exc).__module__.startswith("sqlalchemy."):
+            return None
+        exc = getattr(exc, "orig", None) or exc.__cause__
+    return None
+
+
+def describe_database_error(exc: BaseException) -> str | None:
+    """A database error as its condition, SQLSTATE and the objects it names (table, column,
+    constraint), never the values it quotes; None for an exception that is not a database error.
+    Use it wherever a database error is logged, stored or shown."""
+    driver = _driver_error(exc)
+    if driver is None:
+        if isinstance(exc, sa_exc.StatementError):  # the statement failed before reaching the database
+            return f"{type(exc).__name__} ({type(exc.orig).__name__} while preparing a statement)"
+        return None
+    state = getattr(driver, "sqlstate", None)
+    facts = [f"SQLSTATE {state}"] if state else []
+    facts += [f"{name.removesuffix('_name').replace('_', ' ')} {value}"
+              for name in _NAMED_OBJECTS if (value := getattr(driver, name, None))]
+    said = f"{type(driver).__name__} ({', '.join(facts)})" if facts else type(driver).__name__
+    # The driver's own complaints (connection closed, ...) name no value, but for its DataError,
+    # which quotes the argument it could not encode.
+    if (state.startswith(_MESSAGES_WITHOUT_VALUES) if state else not isinstance(driver, ValueError)) and driver.args:
+        said += f": {driver.args[0]}"
+    # SQLAlchemy's copy of the driver's exception bears its name: say it once.
+    return said if type(driver).__name__ == type(exc).__name__ else f"{type(exc).__name__}: {said}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message` of any exception, a database error described without its values."""
+    return describe_database_error(exc) or f"{type(exc).__name__}: {exc}"
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from or while handling, newest first."""
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = exc.__cause__ if exc.__cause__ is not None else None if exc.__suppress_context__ else exc.__context__
+    return chain
+
+
+def scrubbed_traceback(exc: BaseException) -> str:
+    """The traceback `logging` would print for `exc`, each database error of its chain given by
+    describe_database_error instead of its own text."""
+    parts: list[str] = []
+    oldest_first = _chain(exc)[::-1]
+    for older, error in zip([None, *oldest_first], oldest_first):
+        if older is not None:
+            parts.append("\nThe above exception was the direct cause of the following exception:\n\n"
+                         if error.__cause__ is older else
+                         "\nDuring handling of the above exception, another exception occurred:\n\n")
+        if error.__traceback__ is not None:
+            parts.append("Traceback (most recent call last):\n" + "".join(traceback.format_tb(error.__traceback__)))
+        said = describe_database_error(error) or "".join(traceback.format_exception_only(error)).rstrip("\n")
+        parts.append(said + "\n")
+    return "".join(parts).rstrip("\n")
+
+
+class _Described(str):
+    """A database error's description standing in for it among a log record's arguments (%s or %r)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _described(value):
+    if isinstance(value, BaseException) and (description := describe_database_error(value)):
+        return _Described(description)
+    return value
+
+
+def _withhold_database_values(record: logging.LogRecord) -> None:
+    error = record.exc_info[1] if record.exc_info else None
+    if error is not None and any(describe_database_error(e) for e in _chain(error)):
+        try:
+            record.exc_text = scrubbed_traceback(error)
+        except Exception:  # what cannot be described is not printed as it is either
+            record.exc_text = f"{type(error).__name__} (its traceback could not be described without its values)"
+        record.exc_info = None
+    record.msg = _described(record.msg)
+    if isinstance(record.args, tuple):
+        record.args = tuple(_described(arg) for arg in record.args)
+    elif isinstance(record.args, Mapping):
+        record.args = {key: _described(arg) for key, arg in record.args.items()}
+
+
+def withhold_database_values_from_logs() -> None:
+    """From now on, every log record of this process, whoever makes it (this code, uvicorn,
+    SQLAlchemy's pool), gives the database errors among its arguments and in its traceback as
+    describe_database_error does. Installed once per process."""
+    make = logging.getLogRecordFactory()
+    if getattr(make, "withholds_database_values", False):
+        return
+
+    def make_record(*args, **kwargs) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        _withhold_database_values(record)
+        return record
+
+    make_record.withholds_database_values = True
+    logging.setLogRecordFactory(make_record)

@@ -14,6 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from runtime.app import create_app, load_definition
+from runtime.keys import REFUSED_EXIT_CODE, KeysRefused, refuse_unsafe_keys
 from runtime.settings import Settings
 
 
@@ -44,6 +45,11 @@ def app_from_environment() -> FastAPI:
 
 def serve(service: str, settings: Settings | None = None) -> None:
     settings = settings or Settings(service=service)
+    try:
+        refuse_unsafe_keys(settings)
+    except KeysRefused as refused:
+        print(refused, file=sys.stderr)
+        sys.exit(REFUSED_EXIT_CODE)
     options = dict(host=settings.http_host, port=settings.http_port, log_level=settings.log_level, access_log=False)
     if settings.workers > 1:
         os.environ["FANGPIN_SERVICE"] = service

@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "fangpin-development-only-secret-change-me-0123456789"
+DEV_ID_HASH_KEY = "6b" * 32
+DEV_ID_ENCRYPTION_KEY = "3c" * 32
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FANGPIN_", env_file=".env", extra="ignore")
 
     service: str = "intake"
+    # development: the built-in development keys are allowed (tests, a laptop). Anything else is a
+    # deployment: a service refuses to start while any key is a development one (runtime.keys).
+    environment: str = "production"
     database_url: str = "postgresql+asyncpg://postgres@localhost/fangpin_intake"
     database_pool_size: int = 10
 
@@ -38,11 +44,18 @@ class Settings(BaseSettings):
     # seems alive (a request hung, or the process's lease lost): longer than any single request.
     idempotency_in_progress_seconds: float = 300
 
+    # Keys (runtime.keys). Outside development none may be a development key; `fangpin keys new`
+    # prints a fresh set. Rotation: a new key under a new id, the previous one kept in *_old_* by its
+    # id (still read: tokens and records name the key id they were made with).
     jwt_secret: str = DEV_SECRET
+    jwt_key_id: str = "1"
+    jwt_old_secrets: dict[str, str] = Field(default_factory=dict)
     jwt_issuer: str = "fangpin"
     # Keys protecting ID numbers at rest: HMAC for matching, AES-GCM for storage (hex, 32 bytes).
-    id_hash_key: str = Field(default="6b" * 32)
-    id_encryption_key: str = Field(default="3c" * 32)
+    id_hash_key: str = DEV_ID_HASH_KEY
+    id_encryption_key: str = DEV_ID_ENCRYPTION_KEY
+    id_encryption_key_id: str = "1"
+    id_encryption_old_keys: dict[str, str] = Field(default_factory=dict)
 
     # CSV (code,name) of the deployment's village codes; unset: the demo county shipped with intake.
     region_table: str | None = None
@@ -67,6 +80,15 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # OTLP/HTTP traces endpoint of a collector, e.g. http://collector:4318/v1/traces; unset: spans stay in-process.
     otlp_endpoint: str | None = None
+
+    # Limits and exposure (issue 13; docs/operations.md). A JSON body is read whole before its
+    # endpoint runs, so it has a ceiling; NDJSON batches (:import, :batch) are streamed and have
+    # none, only one per line. The docs (/docs, /redoc, /openapi.json) and /metrics: "open", "token"
+    # (an administrator's or operator's bearer token) or "off" (404).
+    max_body_bytes: int = 1_048_576
+    max_ndjson_line_bytes: int = 65_536
+    docs_access: Literal["open", "token", "off"] = "open"
+    metrics_access: Literal["open", "token", "off"] = "open"
 
     @property
     def uses_development_secret(self) -> bool:

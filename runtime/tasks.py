@@ -6,6 +6,8 @@ import logging
 import time
 from typing import Awaitable, Callable
 
+from runtime.db import describe_error
+
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +38,8 @@ class Health:
         if state != self.state:
             self.since = time.time()
         self.state = state
-        self.error = None if error is None else (error if isinstance(error, str) else f"{type(error).__name__}: {error}")[:500]
+        # /readyz shows it to anyone: a database error goes without the values it quotes.
+        self.error = None if error is None else (error if isinstance(error, str) else describe_error(error))[:500]
 
     def view(self) -> dict:
         return {"state": self.state, "since_seconds": round(time.time() - self.since, 1), "error": self.error}

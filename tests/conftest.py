@@ -3,6 +3,7 @@ and a fresh topic prefix per test, so tests never see each other's events."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,6 +18,10 @@ from runtime.clock import SystemClock
 from runtime.db import ensure_database
 from runtime.embedded import EmbeddedPostgres, TansuBroker, free_port
 from runtime.settings import Settings
+
+# Tests run on the development keys (a service elsewhere refuses them); services the tests start as
+# processes inherit this.
+os.environ.setdefault("FANGPIN_ENVIRONMENT", "development")
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +105,31 @@ async def eventually(check, timeout: float = 30.0, interval: float = 0.2):
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+async def topic_records(ctx, expected: int, timeout: float = 30.0) -> list:
+    """Every record on the service's topic (repeats kept) once `expected` have arrived, or what
+    arrived within `timeout` (the caller's comparison says what is missing), and nothing beyond: a
+    repeat would arrive with the rest."""
+    from aiokafka import AIOKafkaConsumer
+
+    reader = AIOKafkaConsumer(ctx.topic, bootstrap_servers=ctx.settings.kafka_bootstrap, auto_offset_reset="earliest")
+    await reader.start()
+    records: list = []
+    try:
+        async def enough():
+            batch = await reader.getmany(timeout_ms=300)
+            records.extend(r for part in batch.values() for r in part)
+            return len(records) >= expected
+
+        try:
+            await eventually(enough, timeout=timeout)
+        except AssertionError:
+            pass
+        records.extend(r for part in (await reader.getmany(timeout_ms=500)).values() for r in part)
+    finally:
+        await reader.stop()
+    return records
 
 
 @pytest_asyncio.fixture

@@ -7,6 +7,7 @@ from datetime import date
 from decimal import Decimal
 from operator import mul
 
+from contracts.fields import AMOUNT_CEILING
 from contracts.intake import HouseholdRegistered, HouseholdUpdated, MemberFacts
 from contracts.vocabulary import LaborCapacity, PriorityGroup, RiskType
 
@@ -135,6 +136,27 @@ INDICATOR_CATALOGUE: dict[str, dict[str, Indicator]] = {
     "public_security": {"accident": Indicator((RiskType.ACCIDENT,))},
     "agriculture": {"business_failure": Indicator((RiskType.BUSINESS_FAILURE,))},
 }
+
+
+# The most a warning's amount may be, in yuan, by indicator; the others are held to AMOUNT_CEILING.
+# What the amount is depends on the indicator: a year's out-of-pocket medical costs, a loss, a
+# household's yearly income or its fall, an allowance or relief asked for.
+AMOUNT_MAXIMA: dict[str, Decimal] = {
+    "high_medical_expense": Decimal("10000000"),
+    "disaster_loss": Decimal("10000000"),
+    "business_failure": Decimal("10000000"),
+    "accident": Decimal("10000000"),
+    "income_fell_last_year": Decimal("1000000"),
+    "income_fell_two_years": Decimal("1000000"),
+    "quarterly_income_fall": Decimal("1000000"),
+    "new_dibao": Decimal("1000000"),
+    "new_tekun": Decimal("1000000"),
+    "relief_application": Decimal("1000000"),
+}
+
+
+def amount_maximum(indicator: str) -> Decimal:
+    return AMOUNT_MAXIMA.get(indicator, AMOUNT_CEILING)
 
 
 class UnknownIndicator(ValueError):

@@ -103,11 +103,25 @@ declarations = sa.Table(
 
 
 class IdentityVault:
-    """Keyed hash for matching and authenticated encryption for storage of personal data."""
+    """Keyed hash for matching and authenticated encryption for storage of personal data.
+
+    A sealed value names the key that sealed it: version byte 1, the key id's length and the key id,
+    then nonce and ciphertext. Values sealed under an old key (`id_encryption_old_keys`) still open;
+    `reseal` moves one to the current key (POST /v1/keys:reencrypt)."""
+
+    VERSION = 1
 
     def __init__(self, settings: Settings) -> None:
         self._hash_key = bytes.fromhex(settings.id_hash_key)
-        self._aead = AESGCM(bytes.fromhex(settings.id_encryption_key))
+        self.key_id = settings.id_encryption_key_id
+        self._aeads = {kid: AESGCM(bytes.fromhex(key)) for kid, key in settings.id_encryption_old_keys.items()}
+        self._aeads[self.key_id] = AESGCM(bytes.fromhex(settings.id_encryption_key))
+        self.header = self.header_of(self.key_id)
+
+    @classmethod
+    def header_of(cls, key_id: str) -> bytes:
+        encoded = key_id.encode()
+        return bytes([cls.VERSION, len(encoded)]) + encoded
 
     def id_hash(self, id_number: str) -> str:
         return hmac.digest(self._hash_key, id_number.strip().upper().encode(), "sha256").hex()
@@ -117,10 +131,70 @@ class IdentityVault:
 
     def encrypt(self, plain: str) -> bytes:
         nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, plain.encode(), None)
+        return self.header + nonce + self._aeads[self.key_id].encrypt(nonce, plain.encode(), None)
 
     def decrypt(self, blob: bytes) -> str:
-        return self._aead.decrypt(blob[:12], blob[12:], None).decode()
+        key_id, sealed = self._split(blob)
+        aead = self._aeads.get(key_id)
+        if aead is None:
+            raise UnknownEncryptionKey(f"a record is sealed under encryption key id {key_id!r}, which is not "
+                                       "configured: add it to FANGPIN_ID_ENCRYPTION_OLD_KEYS")
+        return aead.decrypt(sealed[:12], sealed[12:], None).decode()
+
+    def reseal(self, blob: bytes) -> bytes:
+        return blob if blob.startswith(self.header) else self.encrypt(self.decrypt(blob))
+
+    @classmethod
+    def _split(cls, blob: bytes) -> tuple[str, bytes]:
+        if len(blob) < 2 or blob[0] != cls.VERSION:
+            raise ValueError("not a sealed value of version 1")
+        end = 2 + blob[1]
+        return blob[2:end].decode(), blob[end:]
+
+
+class UnknownEncryptionKey(LookupError):
+    """A stored value names a key id the service was not given."""
+
+
+# Columns holding values sealed by the vault: (table, its key column, sealed columns).
+SEALED_COLUMNS = (
+    (members, "member_id", ("id_cipher", "name_cipher")),
+    (declarations, "declaration_id", ("phone_cipher",)),
+)
+
+
+def _sealed_elsewhere(table: sa.Table, columns: tuple[str, ...], header: bytes):
+    """Rows with a value sealed under another key than the one `header` names."""
+    return sa.or_(*(sa.func.substring(table.c[c], 1, len(header)) != header for c in columns))
+
+
+async def count_sealed_elsewhere(session: AsyncSession, vault: IdentityVault) -> int:
+    total = 0
+    for table, _, columns in SEALED_COLUMNS:
+        total += await session.scalar(sa.select(sa.func.count()).select_from(table)
+                                      .where(_sealed_elsewhere(table, columns, vault.header)))
+    return total
+
+
+async def reseal_some(session: AsyncSession, vault: IdentityVault, limit: int) -> int:
+    """Seal up to `limit` rows' values under the current key. The rows are locked (one registration
+    rewriting a household's members waits, so neither undoes the other); rows another call holds are
+    skipped for the next call."""
+    done = 0
+    for table, key, columns in SEALED_COLUMNS:
+        if done >= limit:
+            break
+        rows = (await session.execute(
+            sa.select(table.c[key], *(table.c[c] for c in columns))
+            .where(_sealed_elsewhere(table, columns, vault.header))
+            .limit(limit - done).with_for_update(skip_locked=True))).all()
+        if rows:
+            await session.execute(
+                sa.update(table).where(table.c[key] == sa.bindparam("row_key")),
+                [{"row_key": row[0], **{c: None if row[i + 1] is None else vault.reseal(row[i + 1])
+                                        for i, c in enumerate(columns)}} for row in rows])
+        done += len(rows)
+    return done
 
 
 async def household_row(session: AsyncSession, household_id: str):

@@ -21,7 +21,9 @@ router = APIRouter(prefix="/v1", tags=["notifier"])
 
 
 class StaffIn(BaseModel):
-    staff_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    staff_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+                          description="a pseudonymous id (the person's token subject), never a phone or ID number "
+                                      "or a name: it travels in events, which every service keeps for good")
     name: str = Field(min_length=1, max_length=64)
     role: StaffRole
     region_code: str = Field(pattern=r"^\d+$", description="the region the person acts in: 2 to 12 digits")
@@ -48,9 +50,10 @@ async def register_staff(
     async def work(uow: UnitOfWork) -> bool:
         stream = await uow.events.load(f"staff-{body.staff_id}")
         await uow.append(stream.stream_id, stream.position, [NewEvent(
-            StaffRegistered(staff_id=body.staff_id, name=body.name, role=body.role, region_code=body.region_code),
+            StaffRegistered(staff_id=body.staff_id, role=body.role, region_code=body.region_code),
             region_code=body.region_code,
         )])
+        # The name, e-mail and webhook live here only (the event carries none of them).
         await store.save_staff(uow.session, {**body.model_dump(mode="json"), "updated_at": ctx.clock.now()})
         return stream.position == 0
 

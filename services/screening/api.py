@@ -10,6 +10,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from contracts.fields import Amount
 from runtime.auth import Principal, region_scope, require, require_region
 from runtime.eventstore import EventStore
 from runtime.paging import Page, PageRequest, make_page, page_request
@@ -117,9 +118,8 @@ async def step(ctx: ServiceContext, principal: Principal, request: Request, case
 
 
 class VerificationIn(BaseModel):
-    per_capita_net_income: Decimal = Field(max_digits=12, decimal_places=2, description="yuan per person per year")
-    rigid_expenditure: Decimal = Field(Decimal(0), ge=0, max_digits=12, decimal_places=2,
-                                       description="yuan per person per year the household cannot avoid")
+    per_capita_net_income: Amount = Field(description="yuan per person per year")
+    rigid_expenditure: Amount = Field(Decimal(0), description="yuan per person per year the household cannot avoid")
     education_ok: bool
     medical_ok: bool
     housing_safe: bool

@@ -12,7 +12,7 @@ META = EventMetadata(actor=Actor(kind="system", id="tests"))
 
 
 def staff(n: int) -> NewEvent:
-    return NewEvent(StaffRegistered(staff_id=f"s{n}", name=f"n{n}", role="village_cadre", region_code="410721001001"))
+    return NewEvent(StaffRegistered(staff_id=f"s{n}", role="village_cadre", region_code="410721001001"))
 
 
 async def append(ctx, stream: str, expected: int, *events: NewEvent):

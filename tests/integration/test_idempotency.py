@@ -118,7 +118,7 @@ async def test_principals_sharing_a_sub_do_not_share_answers(run_services):
         await registered(system)
         intake, body = system.clients["intake"], warning("IK-4", id_number(1))
         system_token = system.token(**MCA)
-        liaison = system.token(role="department_liaison", kind="staff", department="civil_affairs", sub="mca")
+        liaison = system.token(role="department_liaison", region="410721", kind="staff", department="civil_affairs", sub="mca")
         health = system.token(role="department_system", kind="system", department="health", sub="mca")
 
         first = await post(intake, "/v1/warnings", system_token, body, "k-shared")

@@ -10,13 +10,12 @@ import random
 
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaConsumer
 
 from contracts.envelope import Actor
 from contracts.intake import WarningUnmatched
 from runtime.eventstore import EventMetadata, EventStore, NewEvent
 from runtime.relay import OutboxRelay
-from tests.conftest import eventually
+from tests.conftest import eventually, topic_records
 
 pytestmark = pytest.mark.integration
 
@@ -42,23 +41,7 @@ async def _open_append(ctx, stream: str, n: int, think: float = 0.0):
 
 async def _topic_event_ids(ctx, expected: int, timeout: float = 30.0) -> list[str]:
     """Every record's event id on the service's topic (repeats kept), once `expected` have arrived."""
-    reader = AIOKafkaConsumer(ctx.topic, bootstrap_servers=ctx.settings.kafka_bootstrap, auto_offset_reset="earliest")
-    await reader.start()
-    ids: list[str] = []
-    try:
-        async def enough():
-            batch = await reader.getmany(timeout_ms=300)
-            ids.extend(dict(r.headers)["event_id"].decode() for records in batch.values() for r in records)
-            return len(ids) >= expected
-
-        try:
-            await eventually(enough, timeout=timeout)
-        except AssertionError:
-            pass  # the caller's comparison says what is missing
-        await reader.getmany(timeout_ms=500)  # and nothing beyond: a repeat would arrive with the rest
-    finally:
-        await reader.stop()
-    return ids
+    return [dict(r.headers)["event_id"].decode() for r in await topic_records(ctx, expected, timeout)]
 
 
 async def _committed_event_ids(ctx) -> list[str]:

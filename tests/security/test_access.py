@@ -59,3 +59,19 @@ async def test_a_grid_worker_visits_their_own_households_only(run_services):
         assert await _count(system, "intake", "select count(*) from visits") == 0
         assert await _count(system, "intake", "select count(*) from clues") == 0
         assert (await intake.post("/v1/visits", headers=worker, json=visit("G1"))).status_code == 201
+
+
+async def test_a_staff_token_without_a_region_acts_nowhere_unless_national(run_services):
+    async with run_services("intake") as system:
+        intake = system.clients["intake"]
+        nowhere = system.token("county_officer")  # what `fangpin token` minted without --region
+        r = await intake.post("/v1/households", headers=nowhere, json=household("N1", 1))
+        assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json"), r.text
+        assert r.json()["errors"] == [{"field": "region", "message": "empty in a staff token"}]
+        assert (await intake.get("/v1/clues", headers=nowhere)).status_code == 403
+        assert await _count(system, "intake", "select count(*) from households") == 0
+        assert (await intake.get("/healthz")).status_code == 200
+        county = system.token("county_officer", "410721")
+        assert (await intake.post("/v1/households", headers=county, json=household("N1", 1))).status_code == 201
+        national = system.token("national_officer")
+        assert (await intake.get("/v1/households/N1", headers=national)).status_code == 200

@@ -1,11 +1,14 @@
 """The `fangpin` CLI's offline commands: JSON Schema of every event, development tokens."""
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from contracts.catalog import all_payload_classes
 from runtime.auth import decode_token
 from runtime.cli import app
+from runtime.keys import local_keys
+from runtime.problems import Problem
 from runtime.settings import Settings
 
 runner = CliRunner()
@@ -25,11 +28,31 @@ def test_schema_writes_one_document_per_event_and_the_envelope(tmp_path):
     assert "id_number" not in json.dumps(clue), "events never carry raw ID numbers"
 
 
-def test_token_prints_a_bearer_token_for_the_role_and_region():
+def test_token_prints_a_bearer_token_for_the_role_and_region(tmp_path, monkeypatch):
+    monkeypatch.setattr("runtime.cli.DATA_DIR", tmp_path)  # no keys.env: the development key
     result = runner.invoke(app, ["token", "--role", "county_officer", "--region", "410700"])
     assert result.exit_code == 0, result.output
     principal = decode_token(Settings(), result.output.strip())
     assert (principal.kind, principal.role, principal.region, principal.sub) == ("staff", "county_officer", "410700", "dev-county_officer")
+
+
+def test_token_is_signed_with_the_key_fangpin_up_made(tmp_path, monkeypatch):
+    monkeypatch.setattr("runtime.cli.DATA_DIR", tmp_path)
+    keys = local_keys(tmp_path, create=True)
+    result = runner.invoke(app, ["token", "--role", "village_cadre", "--region", "410721001001"])
+    assert result.exit_code == 0, result.output
+    own = Settings(jwt_secret=keys["FANGPIN_JWT_SECRET"])
+    assert decode_token(own, result.output.strip()).role == "village_cadre"
+    with pytest.raises(Problem):
+        decode_token(Settings(), result.output.strip())
+
+
+def test_a_staff_token_without_a_region_is_refused_unless_national(tmp_path, monkeypatch):
+    monkeypatch.setattr("runtime.cli.DATA_DIR", tmp_path)
+    refused = runner.invoke(app, ["token", "--role", "county_officer"])
+    assert refused.exit_code == 2 and "give --region" in refused.output
+    national = runner.invoke(app, ["token", "--role", "national_officer"])
+    assert national.exit_code == 0 and decode_token(Settings(), national.output.strip()).region == ""
 
 
 class _Processes:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from contracts.base import decode_payload
+from contracts.fields import BirthDate
 from contracts.vocabulary import LaborCapacity
 from runtime.auth import Principal, command_metadata, require, require_region
 from runtime.eventstore import NewEvent, StreamHead
@@ -27,7 +28,7 @@ class MemberIn(BaseModel):
     id_number: IdNumber
     name: str = Field(min_length=1, max_length=64)
     relation: str = Field(min_length=1, max_length=32)
-    birth_date: date | None = None
+    birth_date: BirthDate | None = None
     labor_capacity: LaborCapacity
     disabled: bool = False
     in_school: bool = False

@@ -4,8 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
+from contracts.fields import Moment, moment_problem
 from contracts.intake import VisitRecorded
 from contracts.vocabulary import ClueChannel, RiskType
 from runtime.auth import Principal, command_metadata, region_scope, require, require_region
@@ -24,16 +25,9 @@ VISITORS = require("grid_worker", "village_cadre", "work_team", "township_office
 class VisitIn(BaseModel):
     household_id: str = Field(min_length=1, max_length=64)
     worker_id: str = Field(min_length=1, max_length=64)
-    visited_at: datetime
+    visited_at: Moment
     risk_types: list[RiskType] = Field(default_factory=list, description="empty: no risk found")
     notes: str | None = Field(None, max_length=2000)
-
-    @field_validator("visited_at")
-    @classmethod
-    def _with_zone(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("give a time zone, e.g. 2026-11-20T09:30:00+08:00")
-        return value
 
 
 class VisitOut(BaseModel):
@@ -48,8 +42,8 @@ async def record_visit(body: VisitIn, request: Request, principal: Principal = D
     if principal.role == "grid_worker" and body.worker_id != principal.sub:
         raise Problem(403, "Forbidden", f"a grid worker records their own visits (token is {principal.sub})")
     now = ctx.clock.now()
-    if body.visited_at > now + timedelta(minutes=5):
-        raise field_error("visited_at", "is in the future")
+    if problem := moment_problem(body.visited_at, now):  # the same rule again, by the service's clock
+        raise field_error("visited_at", problem)
 
     async def work(uow: UnitOfWork) -> VisitOut:
         household = await store.household_ref(uow.session, body.household_id)

@@ -8,8 +8,10 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from contracts.fields import Amount, Moment, amount_problem
 from contracts.intake import WarningUnmatched
 from contracts.vocabulary import ClueChannel
 from runtime.auth import Principal, command_metadata, require
@@ -32,9 +34,19 @@ class WarningIn(BaseModel):
     id_number: IdNumber | None = None
     household_id: str | None = None
     indicator: str = Field(min_length=1, max_length=64)
-    amount: Decimal | None = Field(None, max_digits=14, decimal_places=2)
-    observed_at: datetime
+    amount: Amount | None = None
+    observed_at: Moment
     detail: str | None = Field(None, max_length=2000)
+
+    @field_validator("amount")
+    @classmethod
+    def _within_the_indicators_maximum(cls, amount: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        # a field validator, not a model one, so that the error names the field "amount"
+        indicator = info.data.get("indicator")  # validated before amount, absent if it failed
+        if amount is not None and indicator:
+            if problem := amount_problem(amount, domain.amount_maximum(indicator)):
+                raise PydanticCustomError("amount", f"{problem} for the indicator {indicator}")
+        return amount
 
     @model_validator(mode="after")
     def _someone(self) -> "WarningIn":
