@@ -53,6 +53,9 @@ class ClueSource(BaseModel):
     department: str | None = None
     source_record_id: str | None = None
     worker_id: str | None = None
+    # The department's own judgement that the amount is over its indicator's threshold, sent with
+    # the warning and taken as given; none: intake held the amount to the thresholds table.
+    over_threshold: bool | None = None
 
 
 class ClueFacts(BaseModel):

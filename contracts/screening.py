@@ -116,6 +116,8 @@ class HouseholdVerified(_CaseStep):
     eligible: bool
     reasons: list[str]
     risk_types: list[RiskType]
+    # the year the findings are about, whose line `monitoring_line` is; None in events recorded before it was stated
+    income_year: int | None = None
 
 
 class VillageDeliberated(_CaseStep):

@@ -13,20 +13,20 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from runtime import dead_letters
-from runtime.clock import Clock, SystemClock
+from runtime import codes, dead_letters
+from runtime.clock import Clock, RequestClockMiddleware, SimulationClock, clock_from_settings, describe
 from runtime.consumer import EventConsumer
 from runtime.db import database_answers, make_engine, make_sessions, migrate
 from runtime.eventstore import ConcurrencyConflict
 from runtime.exposure import add_docs_and_metrics, docs_urls
 from runtime.idempotency import IdempotencyMiddleware
-from runtime.keys import refuse_unsafe_keys
 from runtime.limits import BodyLimitMiddleware, streamed_paths
 from runtime.liveness import ProcessLease
 from runtime.problems import Problem, install_problem_handlers, problem_response
 from runtime.relay import OutboxRelay
 from runtime.service import ServiceContext, ServiceDefinition
 from runtime.settings import Settings, get_settings
+from runtime.startup import refuse_unsafe_settings
 from runtime.tasks import run_periodically
 from runtime.telemetry import TracingAndMetricsMiddleware, setup_tracing
 
@@ -54,8 +54,8 @@ def create_app(
     passes one that ends the process, for its supervisor to start it again); either way /readyz
     then answers 503."""
     settings = settings or get_settings()
-    refuse_unsafe_keys(settings)
-    clock = clock or SystemClock()
+    refuse_unsafe_settings(settings, definition)
+    clock = clock or clock_from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +63,10 @@ def create_app(
         engine = make_engine(settings)
         await migrate(engine, definition.name)
         ctx = ServiceContext(definition.name, settings, engine, make_sessions(engine), clock)
+        if isinstance(clock, SimulationClock):
+            log.warning("%s: SIMULATION CLOCK (training or rehearsal, never real records): now is %s, %gx the wall "
+                        "clock, from %s at wall-clock %s", definition.name, clock.local_now().isoformat(timespec="seconds"),
+                        clock.speed, clock.start.isoformat(), clock.anchor.isoformat(timespec="seconds"))
         app.state.context = ctx
         app.state.lease = ProcessLease(engine)  # tells other processes this one is alive (idempotency claims)
         await app.state.lease.start()
@@ -113,11 +117,12 @@ def create_app(
 
     @app.exception_handler(ConcurrencyConflict)
     async def _conflict(request: Request, exc: ConcurrencyConflict):
-        return problem_response(Problem(409, "Concurrent change", f"{exc}; retry the request"), request)
+        return problem_response(Problem(409, "Concurrent change", f"{exc}; retry the request", code="concurrent_change"),
+                                request)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict:
-        return {"status": "ok", "service": definition.name}
+        return {"status": "ok", "service": definition.name, "clock": describe(clock)}
 
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request):
@@ -139,12 +144,13 @@ def create_app(
 
     add_docs_and_metrics(app, settings)
 
-    for router in [*definition.routers, dead_letters.router]:
+    for router in [*definition.routers, dead_letters.router, codes.router]:
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware, state_holder=app)
     # Outside IdempotencyMiddleware, which reads whole bodies; inside tracing, so a 413 is counted.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, streamed=streamed_paths(app))
     app.add_middleware(TracingAndMetricsMiddleware, service=definition.name)
+    app.add_middleware(RequestClockMiddleware, clock=clock)
     return app
 
 

@@ -7,13 +7,14 @@ from uuid import UUID
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
 from contracts.envelope import Actor
 from runtime.eventstore import EventMetadata
 from runtime.ids import new_id
 from runtime.telemetry import current_traceparent
-from runtime.problems import Problem
+from runtime.problems import Problem, field_error
 from runtime.settings import Settings
 
 PrincipalKind = Literal["system", "staff", "household"]
@@ -68,10 +69,10 @@ def decode_token(settings: Settings, token: str) -> Principal:
         claims = jwt.decode(token, _verifying_secret(settings, token), algorithms=["HS256"], issuer=settings.jwt_issuer)
         principal = Principal.model_validate(claims)
     except (jwt.PyJWTError, ValidationError) as exc:
-        raise Problem(401, "Unauthorized", f"invalid bearer token: {exc}") from exc
+        raise Problem(401, "Unauthorized", f"invalid bearer token: {exc}", code="token_invalid") from exc
     if principal.kind == "staff" and not principal.region and principal.role not in NATIONAL_ROLES:
         raise Problem(403, "Forbidden", f"a {principal.role}'s token must name the region its holder acts in; "
-                      f"only {', '.join(sorted(NATIONAL_ROLES))} acts nationwide",
+                      f"only {', '.join(sorted(NATIONAL_ROLES))} acts nationwide", code="region_missing_in_token",
                       errors=[{"field": "region", "message": "empty in a staff token"}])
     return principal
 
@@ -87,16 +88,26 @@ def _verifying_secret(settings: Settings, token: str) -> str:
     raise jwt.InvalidKeyError(f"signed with key id {key_id!r}, which this service does not hold")
 
 
+# Declares the bearer scheme in each service's API description, on exactly the operations that take a
+# token (the Authorize button of /docs). auto_error=False: it never answers by itself, so a missing or
+# bad token is still current_principal's 401 problem document; bearer_token stays the one parser.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="JWT",
+                    description="a token from `fangpin token --role ROLE --region PREFIX` (staff), "
+                                "`--kind system` (department systems, operators), or a household's QR link")
+
+
 def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request,
+                            _declared: HTTPAuthorizationCredentials | None = Depends(BEARER)) -> Principal:
     token = bearer_token(request)
     if token is None:
-        raise Problem(401, "Unauthorized", "send Authorization: Bearer <token> (fangpin token --role ... prints one)")
+        raise Problem(401, "Unauthorized", "send Authorization: Bearer <token> (fangpin token --role ... prints one)",
+                      code="token_missing")
     return decode_token(request.app.state.context.settings, token)
 
 
@@ -106,7 +117,8 @@ def require(*roles: str, kinds: tuple[PrincipalKind, ...] = ("staff",)):
     async def check(principal: Principal = Depends(current_principal)) -> Principal:
         if principal.kind not in kinds or (roles and principal.role not in roles):
             wanted = ", ".join(roles) if roles else " or ".join(kinds)
-            raise Problem(403, "Forbidden", f"this needs {wanted}; the token is {principal.kind}/{principal.role}")
+            raise Problem(403, "Forbidden", f"this needs {wanted}; the token is {principal.kind}/{principal.role}",
+                          code="role_not_allowed")
         return principal
 
     return check
@@ -115,8 +127,8 @@ def require(*roles: str, kinds: tuple[PrincipalKind, ...] = ("staff",)):
 def require_region(principal: Principal, region_code: str | None) -> None:
     if not principal.covers(region_code):
         raise Problem(
-            403, "Forbidden", f"region {region_code} is outside your region {principal.region or '(none)'}"
-        )
+            403, "Forbidden", f"region {region_code} is outside your region {principal.region or '(none)'}",
+            code="region_outside_scope")
 
 
 def region_scope(principal: Principal, region: str | None) -> str:
@@ -124,10 +136,10 @@ def region_scope(principal: Principal, region: str | None) -> str:
     if not region:
         return principal.region
     if not region.isdigit() or len(region) > 12:
-        raise Problem(422, "Invalid request", "region: a prefix of a 12-digit region code",
-                      errors=[{"field": "region", "message": "a prefix of a 12-digit region code"}])
+        raise field_error("region", "a prefix of a 12-digit region code", code="region_prefix_invalid")
     if not region.startswith(principal.region):
-        raise Problem(403, "Forbidden", f"region {region} is outside your region {principal.region or '(none)'}")
+        raise Problem(403, "Forbidden", f"region {region} is outside your region {principal.region or '(none)'}",
+                      code="region_outside_scope")
     return region
 
 

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from runtime.clock import SimulationClock, parse_moment, simulation_environment
 from runtime.keys import KEYS_FILE_NAME, local_keys, new_keys
 from runtime.settings import Settings
 
@@ -24,46 +25,173 @@ def up(
     demo: bool = typer.Option(False, "--demo", help="load the demo county's households, staff and warnings"),
     data_dir: Path = typer.Option(DATA_DIR, help="where PostgreSQL data and logs are kept between runs"),
     kafka_port: int = typer.Option(9092, help="port of the embedded Tansu broker"),
+    clock: Optional[str] = typer.Option(None, "--clock", help="run on a simulated clock from this moment, e.g. "
+                                        "2025-04-10T10:00+08:00 (training, rehearsal; FANGPIN_ENVIRONMENT=development only)"),
+    speed: float = typer.Option(1.0, "--speed", help="with --clock: simulated seconds per real second (86400: a day a second)"),
+    ports_from: Optional[int] = typer.Option(None, "--ports-from", help="intake's port (default 8101); screening, "
+                                             "assistance, exit_review and notifier take the next four"),
 ) -> None:
-    """Start the whole system on the embedded default; Ctrl-C (or `fangpin down`) stops it cleanly."""
-    from runtime.embedded import EmbeddedSystem
+    """Start the whole system on the embedded default; Ctrl-C, closing the terminal or `fangpin down`
+    stops it cleanly (the services first, then the broker, then PostgreSQL)."""
+    from runtime.embedded import DEFAULT_PORTS, EmbeddedSystem, StartInterrupted, service_ports
 
+    if demo:
+        # The demo county's tables describe no real county: a system that loads it is a development one.
+        os.environ.setdefault("FANGPIN_ENVIRONMENT", "development")
+    simulation = _simulation(clock, speed)
     data_dir = data_dir.resolve()
     pidfile = data_dir / "fangpin.pid"
-    if pidfile.exists() and _alive(int(pidfile.read_text())):
-        console.print(f"[red]Fangpin is already running (pid {pidfile.read_text()}); `fangpin down` stops it.[/red]")
+    pid = _pid_in(pidfile)
+    if pid is not None and _alive(pid):
+        console.print(f"[red]Fangpin is already running (pid {pid}); `fangpin down` stops it.[/red]")
+        raise typer.Exit(1)
+    _clear_after_a_hard_kill(data_dir, pid)  # never goes on with a PostgreSQL nobody will stop
+    system = EmbeddedSystem(data_dir, kafka_port=kafka_port, ports=service_ports(ports_from or DEFAULT_PORTS["intake"]))
+    if busy := system.busy_ports():
+        holders: dict[str, list[str]] = {}  # one line for the ports another system holds, not one a port
+        for name, port in busy.items():
+            holders.setdefault(_holder(port), []).append(f"{port} ({name})")
+        for holder, ports in holders.items():
+            console.print(f"[red]Port{'s' if len(ports) > 1 else ''} {', '.join(ports)} in use: {holder}[/red]")
+        console.print("[red]Nothing was started. Stop the other system, or give this one other ports "
+                      "(--kafka-port, --ports-from).[/red]")
         raise typer.Exit(1)
     data_dir.mkdir(parents=True, exist_ok=True)
     if not (data_dir / KEYS_FILE_NAME).exists():
         console.print(f"Keys       made for this system in {data_dir / KEYS_FILE_NAME}: keep that file (without it the "
                       "ID numbers and names stored cannot be read)")
     os.environ.update(local_keys(data_dir, create=True))  # the services and the demo loader inherit them
+    if simulation is not None:
+        os.environ.update(simulation_environment(simulation.start, simulation.speed, simulation.anchor))
+        console.print(f"[yellow]Clock      SIMULATED from {simulation.start.isoformat()}, {simulation.speed:g}x the wall "
+                      "clock (training or rehearsal; each service's /healthz and log lines show it)[/yellow]")
+    _refuse_unfit_settings(system.services)
     pidfile.write_text(str(os.getpid()))
-    system = EmbeddedSystem(data_dir, kafka_port=kafka_port)
     stopping = {"now": False}
 
     def request_stop(signum, frame):
+        # Only a flag: the start acts on it between its steps, supervise() at once; the stop below follows.
         stopping["now"] = True
 
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, request_stop)
     try:
-        system.start(say=console.print)
-        if demo:
+        system.start(say=console.print, stop_requested=lambda: stopping["now"])
+        if demo and not stopping["now"]:
             from runtime.demo import load_demo
 
             load_demo(system.ports, Settings(), say=console.print)
+        if stopping["now"]:
+            raise StartInterrupted("stopped while the demo was loaded")
+        if simulation is not None:
+            console.print(f"[yellow]Simulated now: {simulation.local_now().isoformat(timespec='seconds')}[/yellow]")
         console.print("Fangpin is up. A token: [bold]./fangpin token --role county_officer --region 410721[/bold]")
         console.print("Stop with Ctrl-C or [bold]./fangpin down[/bold].")
         supervise(system, stopping)
     except Exception as exc:
-        console.print(f"[red]Could not start: {exc}[/red]")
-        raise typer.Exit(1)
+        # After a stop signal it is no failure: StartInterrupted, or what the start ran (initdb, in the
+        # terminal's process group too) ending at Ctrl-C.
+        if not stopping["now"]:
+            console.print(f"[red]Could not start: {exc}[/red]")
+            raise typer.Exit(1)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        console.print("Stopping...")
-        system.stop(say=console.print)
+        _say("Stopping...")
+        system.stop(say=_say)
         pidfile.unlink(missing_ok=True)
+
+
+def _refuse_unfit_settings(services) -> None:
+    """What any service would refuse at its start (runtime.startup: keys, deployment data, the public
+    address), said once before anything starts rather than by five services exiting again and again."""
+    from runtime.app import load_definition
+    from runtime.startup import StartRefused, refuse_unsafe_settings
+
+    refusals = []
+    for service in services:
+        try:
+            refuse_unsafe_settings(Settings(service=service), load_definition(service))
+        except StartRefused as refused:
+            refusals.append(str(refused))
+    if refusals:
+        console.print("\n".join(refusals), style="red", markup=False, highlight=False)
+        console.print("Nothing was started. To try Fangpin on the demo county: ./fangpin up --demo. A county's own "
+                      "system sets what is named above (in .env or the environment); deploy/README.md says what each holds.")
+        raise typer.Exit(1)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C, `fangpin down`, the terminal closed
+
+
+def _say(message: str) -> None:
+    """console.print that carries on when the terminal is gone (SIGHUP): the stop must finish all the same."""
+    try:
+        console.print(message)
+    except OSError:
+        pass
+
+
+def _pid_in(pidfile: Path) -> Optional[int]:
+    try:
+        return int(pidfile.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _clear_after_a_hard_kill(data_dir: Path, pid: Optional[int]) -> bool:
+    """After a `fangpin up` that could not stop (kill -9, a crash; `pid` was its pid): its pid file is
+    removed and what it left running is stopped, each with a message. Whether anything was left."""
+    from runtime.embedded import stop_leftovers
+
+    pidfile = data_dir / "fangpin.pid"
+    if pidfile.exists():
+        console.print(f"[yellow]{pidfile} names {f'pid {pid}, which is not running' if pid else 'no pid'} (Fangpin "
+                      "was killed without stopping): removed.[/yellow]")
+        pidfile.unlink()
+    return stop_leftovers(data_dir, say=lambda message: console.print(f"[yellow]{message}[/yellow]"))
+
+
+def _holder(port: int) -> str:
+    """Who holds a port, as far as this user can tell: another Fangpin (its `up` and data folder) or a program."""
+    import psutil
+
+    from runtime.embedded import port_holder, system_of
+
+    process = port_holder(port)
+    if process is None:
+        return "by a program this user cannot see"
+    other = system_of(process)
+    if other is None:
+        try:
+            return f"by {process.name()} (pid {process.pid})"
+        except psutil.Error:
+            return f"by pid {process.pid}"
+    up_pid = _pid_in(other / "fangpin.pid")
+    if up_pid is not None and _alive(up_pid):
+        return f"another Fangpin (pid {up_pid}, data folder {other}); `./fangpin down --data-dir {other}` stops it"
+    return (f"a Fangpin process (pid {process.pid}, data folder {other}) left running by an `up` killed without "
+            f"stopping; `./fangpin down --data-dir {other}` stops it")
+
+
+def _simulation(clock: Optional[str], speed: float) -> Optional[SimulationClock]:
+    """The simulation clock `up --clock` runs its services on (None without --clock), its anchor now;
+    refused, before anything starts, unless this is a development system."""
+    if clock is None:
+        if speed != 1.0:
+            raise typer.BadParameter("is the speed of a simulation clock: give --clock too", param_hint="--speed")
+        return None
+    try:
+        start = parse_moment(clock)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--clock") from None
+    if not speed > 0:
+        raise typer.BadParameter(f"must be above 0 (1: real time; 86400: a day a second), not {speed:g}", param_hint="--speed")
+    if Settings().environment != "development":
+        # A simulated date in a county's real records would be a false record: never switched on implicitly.
+        console.print("[red]--clock runs the system on a simulated date, for training or a rehearsal, never on real "
+                      "records: start it as a development system with data of its own, e.g.\n"
+                      f"  FANGPIN_ENVIRONMENT=development ./fangpin up --clock {clock} --data-dir .fangpin-rehearsal[/red]")
+        raise typer.Exit(2)
+    return SimulationClock(start, speed)
 
 
 RESTARTS_ALLOWED = 5  # in RESTART_WINDOW_SECONDS; a service that exits more often is broken, not unlucky
@@ -93,10 +221,12 @@ def supervise(system, stopping: dict) -> None:
 
 @app.command()
 def down(data_dir: Path = typer.Option(DATA_DIR)) -> None:
-    """Stop a system started with `fangpin up`."""
-    pidfile = data_dir.resolve() / "fangpin.pid"
-    if not pidfile.exists() or not _alive(pid := int(pidfile.read_text())):
-        console.print("Fangpin is not running.")
+    """Stop a system started with `fangpin up` (or what one killed without stopping left running)."""
+    data_dir = data_dir.resolve()
+    pid = _pid_in(data_dir / "fangpin.pid")
+    if pid is None or not _alive(pid):
+        if not _clear_after_a_hard_kill(data_dir, pid):
+            console.print("Fangpin is not running.")
         return
     os.kill(pid, signal.SIGTERM)
     for _ in range(120):
@@ -152,7 +282,9 @@ IMPORT_CHUNK_LINES = 10_000
 
 def _upload(kind: str, path: Path, url: str, token: Optional[str], rejected: Optional[Path], chunk_lines: int) -> None:
     """Send `path` to intake in requests of `chunk_lines` lines; a progress line after each; the
-    rejected rows (line in the file, field, reason) to an NDJSON outcome file."""
+    rejected rows (line in the file, field, reason) to an NDJSON outcome file; the notices (things to
+    look at in rows that were taken, e.g. an overloaded grid worker), each once, printed at the end
+    and written beside it to FILE.notices.txt, one a line."""
     import httpx
     import orjson
 
@@ -170,6 +302,7 @@ def _upload(kind: str, path: Path, url: str, token: Optional[str], rejected: Opt
         token = issue_token(settings, sub="fangpin-import", role="county_officer", kind="system")
     rejected = rejected or path.with_name(path.name + ".rejected.ndjson")
     totals: dict[str, int] = {}
+    notices: dict[str, None] = {}  # in the order they came; a notice repeated by a later chunk once
     started = time.monotonic()
     sent = 0
     with path.open("rb") as source, rejected.open("wb") as out, httpx.Client(base_url=url, timeout=600) as client:
@@ -193,9 +326,19 @@ def _upload(kind: str, path: Path, url: str, token: Optional[str], rejected: Opt
                     totals[key] = totals.get(key, 0) + value
             for row in summary["rejected"]:
                 out.write(orjson.dumps({**row, "line": row["line"] + sent}) + b"\n")
+            notices.update(dict.fromkeys(summary.get("notices", [])))
             sent += len(lines)
             counts = ", ".join(f"{v:,} {k}" for k, v in totals.items() if k != "rows")
             console.print(f"{sent:>10,} lines: {counts} ({sent / max(time.monotonic() - started, 1e-6):,.0f} lines/s)")
+    notices_file = path.with_name(path.name + ".notices.txt")
+    if notices:
+        notices_file.write_text("".join(f"{notice}\n" for notice in notices), encoding="utf-8")
+        console.print(f"{len(notices):,} notice{'s' if len(notices) > 1 else ''} (rows imported, with something to look "
+                      f"at; also in {notices_file}):", highlight=False)
+        for notice in notices:
+            console.print(f"  {notice}", markup=False, highlight=False)
+    else:
+        notices_file.unlink(missing_ok=True)  # the outcome files tell of the last run
     if totals.get("invalid"):
         console.print(f"{totals['invalid']:,} rows were rejected; line, field and reason of each are in {rejected}")
     else:
@@ -205,7 +348,7 @@ def _upload(kind: str, path: Path, url: str, token: Optional[str], rejected: Opt
 
 @import_app.command("households")
 def import_households(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NDJSON, one household a line (API.md)"),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="NDJSON, one household a line (docs/http-api.md)"),
     url: str = typer.Option("http://127.0.0.1:8101", help="intake's address"),
     token: Optional[str] = typer.Option(None, envvar="FANGPIN_TOKEN", help="bearer token of a registrar; dev: minted"),
     rejected: Optional[Path] = typer.Option(None, help="outcome file of rejected rows; default FILE.rejected.ndjson"),

@@ -3,16 +3,19 @@ loaded through the public HTTP API like any other client would."""
 from __future__ import annotations
 
 import time
-from datetime import date, timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta, timezone
 
 import httpx
 
 from runtime.auth import issue_token
+from runtime.clock import clock_from_settings
 from runtime.settings import Settings
 
 COUNTY = "410721"
 VILLAGES = ["410721001001", "410721001002", "410721002001", "410721002002"]
 HOUSEHOLDS_PER_VILLAGE = 10
+CHINA = timezone(timedelta(hours=8))
 WARNED = [(0, "civil_affairs", "new_dibao", None), (3, "medical_insurance", "high_medical_expense", "36000.00"),
           (11, "emergency", "disaster_loss", "8000.00"), (25, "human_resources", "unemployment", None),
           (32, "disabled_persons_federation", "disability_registered", None)]
@@ -25,10 +28,22 @@ def _id_number(index: int, birth: date) -> str:
     return first17 + id_check_digit(first17)
 
 
-def load_demo(ports: dict[str, int], settings: Settings, say=print) -> None:
+@dataclass(frozen=True)
+class DemoToken:
+    """A token of one of the demo's staff (or its department system), printed ready to paste."""
+
+    variable: str  # the shell variable the printed line sets
+    who: str
+    token: str
+
+
+def load_demo(ports: dict[str, int], settings: Settings, say=print) -> list[DemoToken]:
+    """Load the demo and say how to use it; returns the tokens it printed."""
+    def token(role: str, region: str, sub: str, kind: str = "staff", department: str | None = None) -> str:
+        return issue_token(settings, sub=sub, role=role, region=region, kind=kind, department=department)
+
     def headers(role: str, region: str, sub: str, kind: str = "staff", department: str | None = None) -> dict:
-        token = issue_token(settings, sub=sub, role=role, region=region, kind=kind, department=department)
-        return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"Bearer {token(role, region, sub, kind, department)}"}
 
     county = headers("county_officer", COUNTY, "demo-county")
     url = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
@@ -68,9 +83,11 @@ def load_demo(ports: dict[str, int], settings: Settings, say=print) -> None:
                 heads.append(head)
         say(f"demo: {len(heads)} households registered in {len(VILLAGES)} villages")
 
+        # Observed the day before the system's today, which on a simulation clock is the simulated one.
+        observed_at = (clock_from_settings(settings).now() - timedelta(days=1)).astimezone(CHINA).isoformat()
         for n, (index, department, indicator, amount) in enumerate(WARNED, start=1):
             body = {"department": department, "source_record_id": f"DEMO-{department}-{n}", "id_number": heads[index],
-                    "indicator": indicator, "observed_at": "2026-11-01T09:00:00+08:00", "detail": "demo warning"}
+                    "indicator": indicator, "observed_at": observed_at, "detail": "demo warning"}
             if amount:
                 body["amount"] = amount
             post("intake", "/v1/warnings", body, headers("department_system", "", f"demo-{department}", "system", department))
@@ -82,5 +99,19 @@ def load_demo(ports: dict[str, int], settings: Settings, say=print) -> None:
             if items:
                 break
             time.sleep(0.5)
-        say(f"demo: village cadre demo-cadre-1 has {len(items)} task(s) in the inbox; see them with")
-        say(f"      curl -H 'Authorization: Bearer {cadre['Authorization'][7:]}' {url['notifier']}/v1/inbox")
+    township = VILLAGES[0][:9]
+    tokens = [
+        DemoToken("CADRE", f"village cadre demo-cadre-1 of {VILLAGES[0]}: {len(items)} task(s) in the inbox",
+                  cadre["Authorization"][7:]),
+        DemoToken("TOWNSHIP", f"township officer demo-township-1 of {township}",
+                  token("township_officer", township, "demo-township-1")),
+        DemoToken("COUNTY", f"county officer demo-county of {COUNTY}", token("county_officer", COUNTY, "demo-county")),
+        DemoToken("CIVIL_AFFAIRS", "the civil affairs department's system (posts its warnings)",
+                  token("department_system", "", "demo-civil_affairs", "system", "civil_affairs")),
+    ]
+    say("demo: tokens of its staff (30 days), ready to paste into a shell:")
+    for demo_token in tokens:
+        say(f"      export {demo_token.variable}={demo_token.token}  # {demo_token.who}")
+    say(f"      curl -H \"Authorization: Bearer $CADRE\" {url['notifier']}/v1/inbox")
+    say(f"      curl -H \"Authorization: Bearer $TOWNSHIP\" '{url['intake']}/v1/households?limit=5'")
+    return tokens

@@ -162,10 +162,12 @@ def _replay(body: bytes) -> Receive:
 async def _answer_from_store(stored, request_hash: str, send: Send) -> None:
     if stored.request_hash != request_hash:
         problem = Problem(422, "Idempotency-Key reused", "this Idempotency-Key was used with a different request body; use a new key",
+                          code="idempotency_key_reused",
                           errors=[{"field": "Idempotency-Key", "message": "already used with a different body"}])
         status, content_type, body = 422, PROBLEM_JSON, orjson.dumps(problem.body())
     elif stored.status_code is None:
-        problem = Problem(409, "Request in progress", "a request with this Idempotency-Key is still being processed; retry shortly")
+        problem = Problem(409, "Request in progress", "a request with this Idempotency-Key is still being processed; retry shortly",
+                          code="idempotency_in_progress")
         status, content_type, body = 409, PROBLEM_JSON, orjson.dumps(problem.body())
     else:
         status, content_type, body = stored.status_code, stored.content_type or "application/json", stored.body or b""

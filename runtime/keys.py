@@ -4,7 +4,7 @@
 A development key is one of the constants in runtime.settings: anyone can read them, so with the
 default hash key an ID hash is reversed by brute force (region + birth date + 3 digits) and with the
 default encryption key every record decrypts. A service whose `environment` is not `development`
-refuses to start while any key is one of them (exit code 78, EX_CONFIG).
+refuses to start while any key is one of them (runtime.startup: exit code 78, EX_CONFIG).
 """
 from __future__ import annotations
 
@@ -14,14 +14,12 @@ from pathlib import Path
 
 from runtime.settings import DEV_ID_ENCRYPTION_KEY, DEV_ID_HASH_KEY, DEV_SECRET, Settings
 
-REFUSED_EXIT_CODE = 78  # EX_CONFIG
 MIN_JWT_SECRET_BYTES = 32
 KEYS_FILE_NAME = "keys.env"
 _DEVELOPMENT = {DEV_SECRET, DEV_ID_HASH_KEY, DEV_ID_ENCRYPTION_KEY}
-
-
-class KeysRefused(RuntimeError):
-    """The settings hold a key no deployment may use; the message says which and what to do."""
+# What the start-up refusal (runtime.startup) adds when a key is named.
+KEY_ADVICE = ("Set each key named to a key of your own (`fangpin keys new` prints a fresh set); on a test machine "
+              "FANGPIN_ENVIRONMENT=development allows the development keys.")
 
 
 def key_problems(settings: Settings) -> list[str]:
@@ -47,17 +45,6 @@ def key_problems(settings: Settings) -> list[str]:
         if key not in _DEVELOPMENT and len(key.encode()) < MIN_JWT_SECRET_BYTES:
             problems.append(f"{name} is shorter than {MIN_JWT_SECRET_BYTES} bytes")
     return problems
-
-
-def refuse_unsafe_keys(settings: Settings) -> None:
-    """Raise KeysRefused, saying what to do, when the keys are not fit for this environment."""
-    problems = key_problems(settings)
-    if problems:
-        raise KeysRefused(
-            f"{settings.service}: refusing to start (FANGPIN_ENVIRONMENT={settings.environment}):\n"
-            + "".join(f"  - {p}\n" for p in problems)
-            + "Set each to a key of your own (`fangpin keys new` prints a fresh set); on a test machine "
-              "FANGPIN_ENVIRONMENT=development allows the development keys.")
 
 
 def new_keys() -> dict[str, str]:

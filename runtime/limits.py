@@ -74,7 +74,8 @@ class BodyLimitMiddleware:
         message = f"the request body exceeds {self.limit} bytes (max_body_bytes)"
         problem = Problem(413, "Content too large",
                           f"{message}; split it, or send rows as NDJSON to a :import/:batch endpoint",
-                          errors=[{"field": "(body)", "message": message}], max_body_bytes=self.limit)
+                          code="body_too_large", errors=[{"field": "(body)", "message": message}],
+                          max_body_bytes=self.limit)
         body = orjson.dumps(problem.body(scope["path"]))
         # No "Connection: close": a client still sending would meet a closed socket and never read
         # the 413; the server discards the rest of the body instead, without the app.

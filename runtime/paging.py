@@ -31,7 +31,7 @@ async def page_request(
         try:
             after = base64.urlsafe_b64decode(cursor.encode()).decode()
         except (ValueError, UnicodeDecodeError):
-            raise field_error("cursor", "not a cursor this API gave out") from None
+            raise field_error("cursor", "not a cursor this API gave out", code="cursor_invalid") from None
     return PageRequest(after=after, limit=limit)
 
 

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from contracts.reference import MissingRegionYearValue
 from runtime.db import is_database_outage, sqlstate_of
 
 log = logging.getLogger(__name__)
@@ -18,8 +19,18 @@ PROBLEM_JSON = "application/problem+json"
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 
+# The code of a refusal that has no rule of its own but its status (an unknown path, a wrong method).
+_STATUS_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+
+
+def status_code(status: int) -> str:
+    return _STATUS_CODES.get(status, "http_error")
+
+
 class Problem(Exception):
-    """Raise anywhere in a request to answer with a problem document."""
+    """Raise anywhere in a request to answer with a problem document. `code` names the rule that
+    refused (contracts/codes.py; an extension member, RFC 9457 §3.2): callers match on it, never on
+    the title or detail. Each of `errors` (field, message) without a code of its own takes it."""
 
     def __init__(
         self,
@@ -27,17 +38,20 @@ class Problem(Exception):
         title: str,
         detail: str | None = None,
         *,
+        code: str | None = None,
         type_: str = "about:blank",
         errors: list[dict[str, Any]] | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(detail or title)
+        self.code = code or status_code(status)
+        errors = [{**error, "code": error.get("code", self.code)} for error in errors] if errors else errors
         self.status, self.title, self.detail, self.type, self.errors, self.extra = (
             status, title, detail, type_, errors, extra,
         )
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
-        doc: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        doc: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status, "code": self.code}
         if self.detail:
             doc["detail"] = self.detail
         if instance:
@@ -69,8 +83,31 @@ def _unstorable_text(exc: BaseException | None) -> bool:
     return sqlstate_of(exc) in ("22P05", "22021")
 
 
-def field_error(field: str, message: str) -> Problem:
-    return Problem(422, "Invalid request", f"{field}: {message}", errors=[{"field": field, "message": message}])
+# pydantic puts these before what a validator's ValueError or assert says; people read the rest.
+_VALIDATOR_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def plain_message(error: dict[str, Any]) -> str:
+    """The message of one of pydantic's validation errors, said plainly."""
+    message = error.get("msg", "invalid")
+    for prefix in _VALIDATOR_PREFIXES:
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
+
+
+CONFIGURATION_ERROR = "https://fangpin.dev/problems/configuration-error"
+
+
+def configuration_problem(missing: MissingRegionYearValue, detail: str = "", **extra: Any) -> Problem:
+    """Deployment data lacks a row (contracts.reference): the request was right and nothing of it was
+    stored; an operator adds the row it names, then the same request succeeds."""
+    return Problem(500, "Configuration error", f"{missing}{detail}", code="configuration_missing_row",
+                   type_=CONFIGURATION_ERROR, **extra)
+
+
+def field_error(field: str, message: str, *, code: str) -> Problem:
+    return Problem(422, "Invalid request", f"{field}: {message}", code=code, errors=[{"field": field, "message": message}])
 
 
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
@@ -92,6 +129,18 @@ def _location(loc: tuple) -> str:
     return out or ".".join(str(p) for p in loc)
 
 
+def _unreadable_body(cause: BaseException | None) -> Problem | None:
+    """What FastAPI answers as "There was an error parsing the body" (400), said with its rule."""
+    if isinstance(cause, RecursionError):
+        code, message = "json_too_deep", "JSON nested too deeply (more levels than any request of this API has)"
+    elif isinstance(cause, UnicodeDecodeError):
+        code, message = "body_not_utf8", f"not UTF-8: byte {cause.start} cannot be decoded; send the body as UTF-8"
+    else:
+        return None
+    return Problem(400, "Invalid request", f"the body is {message}", code=code,
+                   errors=[{"field": "(body)", "message": message}])
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
@@ -101,16 +150,23 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError):
         errors = []
         for e in exc.errors():
-            message = e.get("msg", "invalid")
+            message = plain_message(e)
             if e.get("type") == "json_invalid":
                 message = f"malformed JSON: {e.get('ctx', {}).get('error', message)}"
-            errors.append({"field": _location(tuple(e.get("loc", ()))), "message": message})
+            # pydantic's error type, or the code of one of our rules (PydanticCustomError)
+            errors.append({"field": _location(tuple(e.get("loc", ()))), "message": message, "code": e["type"]})
         detail = "; ".join(f"{x['field']}: {x['message']}" for x in errors)
-        return problem_response(Problem(422, "Invalid request", detail, errors=errors), request)
+        return problem_response(Problem(422, "Invalid request", detail, code="invalid_request", errors=errors), request)
+
+    @app.exception_handler(MissingRegionYearValue)
+    async def _configuration(request: Request, exc: MissingRegionYearValue):
+        log.error("configuration error on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(configuration_problem(exc), request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
-        return problem_response(Problem(exc.status_code, str(exc.detail)), request)
+        return problem_response(_unreadable_body(exc.__cause__) or Problem(
+            exc.status_code, str(exc.detail), code=status_code(exc.status_code)), request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
@@ -119,15 +175,17 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
             response = problem_response(Problem(503, "Service unavailable", "the database is not available right now "
                                                 "and nothing was stored; send the request again shortly (with the "
-                                                "same Idempotency-Key)"), request)
+                                                "same Idempotency-Key)", code="database_unavailable"), request)
             response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
             return response
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(Problem(500, "Internal error", "the error was logged; try again"), request)
+        return problem_response(Problem(500, "Internal error", "the error was logged; try again", code="internal_error"),
+                                request)
 
     async def _data_refused(request: Request, exc: Exception):
         if _unstorable_text(exc):  # batch rows are checked one by one (nul_field); this catches the rest
-            return problem_response(Problem(422, "Invalid request", f"a text field {NUL_IN_TEXT}"), request)
+            return problem_response(Problem(422, "Invalid request", f"a text field {NUL_IN_TEXT}", code="text_holds_nul"),
+                                    request)
         return await _unexpected(request, exc)
 
     # The driver's own error (bulk writes) and SQLAlchemy's wrapping of it (the rest).

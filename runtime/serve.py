@@ -14,13 +14,20 @@ import uvicorn
 from fastapi import FastAPI
 
 from runtime.app import create_app, load_definition
-from runtime.keys import REFUSED_EXIT_CODE, KeysRefused, refuse_unsafe_keys
+from runtime.clock import Clock, SimulatedTimeInLogs, SimulationClock, clock_from_settings
 from runtime.settings import Settings
+from runtime.startup import REFUSED_EXIT_CODE, StartRefused, refuse_unsafe_settings
 
 
-def _configure_logging(settings: Settings) -> None:
+def _configure_logging(settings: Settings, clock: Clock) -> None:
+    # On a simulation clock each line carries the simulated time too, so a rehearsal's log reads by its calendar.
+    simulated = isinstance(clock, SimulationClock)
     logging.basicConfig(level=settings.log_level.upper(),
-                        format=f"%(asctime)s {settings.service}[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
+                        format=f"%(asctime)s {'[simulated %(simulated_now)s] ' if simulated else ''}"
+                               f"{settings.service}[{os.getpid()}] %(levelname)s %(name)s: %(message)s")
+    if simulated:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(SimulatedTimeInLogs(clock))
 
 
 TASK_DIED_EXIT_CODE = 70  # EX_SOFTWARE: a background task died; the supervisor should start the process again
@@ -39,15 +46,16 @@ def end_process() -> None:
 def app_from_environment() -> FastAPI:
     """The app factory each worker process calls (settings, the service's name included, from the environment)."""
     settings = Settings()
-    _configure_logging(settings)
-    return create_app(load_definition(settings.service), settings, on_task_death=end_process)
+    clock = clock_from_settings(settings)
+    _configure_logging(settings, clock)
+    return create_app(load_definition(settings.service), settings, clock, on_task_death=end_process)
 
 
 def serve(service: str, settings: Settings | None = None) -> None:
     settings = settings or Settings(service=service)
     try:
-        refuse_unsafe_keys(settings)
-    except KeysRefused as refused:
+        refuse_unsafe_settings(settings, load_definition(service))
+    except StartRefused as refused:
         print(refused, file=sys.stderr)
         sys.exit(REFUSED_EXIT_CODE)
     options = dict(host=settings.http_host, port=settings.http_port, log_level=settings.log_level, access_log=False)
@@ -55,8 +63,9 @@ def serve(service: str, settings: Settings | None = None) -> None:
         os.environ["FANGPIN_SERVICE"] = service
         uvicorn.run("runtime.serve:app_from_environment", factory=True, workers=settings.workers, **options)
     else:
-        _configure_logging(settings)
-        uvicorn.run(create_app(load_definition(service), settings, on_task_death=end_process), **options)
+        clock = clock_from_settings(settings)
+        _configure_logging(settings, clock)
+        uvicorn.run(create_app(load_definition(service), settings, clock, on_task_death=end_process), **options)
     if _task_died:
         sys.exit(TASK_DIED_EXIT_CODE)
 

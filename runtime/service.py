@@ -86,6 +86,12 @@ class ServiceDefinition:
     # (seconds, or the name of the setting that holds them; job)
     periodic: list[tuple[float | str, Callable[[ServiceContext], Awaitable[None]]]] = field(default_factory=list)
     description: str = ""
+    # Deployment data the service reads (setting name -> loader of the file it names; None: the demo
+    # county's, which only a development system may use). Loaded at start, so a bad file stops the
+    # service there, naming the setting, not at the first request that needs it.
+    reference_data: dict[str, Callable[[str | None], Any]] = field(default_factory=dict)
+    # More start-up checks of the service's settings: each returns what is wrong (empty: nothing).
+    start_checks: list[Callable[[Settings], list[str]]] = field(default_factory=list)
 
 
 async def get_context(request: Request) -> ServiceContext:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "fangpin-development-only-secret-change-me-0123456789"
@@ -19,6 +19,13 @@ class Settings(BaseSettings):
     # development: the built-in development keys are allowed (tests, a laptop). Anything else is a
     # deployment: a service refuses to start while any key is a development one (runtime.keys).
     environment: str = "production"
+    # Simulation clock (issue 14; runtime.clock): a training or rehearsal system runs at a chosen
+    # date. Set, each service's now is simulation_start + (wall now - simulation_anchor) * speed,
+    # the anchor being the wall-clock moment the simulation began (the same for every service;
+    # `fangpin up --clock` sets all three). Outside development a service refuses to start with it.
+    simulation_start: AwareDatetime | None = None
+    simulation_anchor: AwareDatetime | None = None
+    simulation_speed: float = 1.0
     database_url: str = "postgresql+asyncpg://postgres@localhost/fangpin_intake"
     database_pool_size: int = 10
 
@@ -59,10 +66,16 @@ class Settings(BaseSettings):
 
     # CSV (code,name) of the deployment's village codes; unset: the demo county shipped with intake.
     region_table: str | None = None
+    # Indicator thresholds (issue 14): CSV (department,indicator,prefix,year,yuan) of the amounts a
+    # thresholded department indicator is held to, e.g. high medical expenses; unset: the demo table
+    # shipped with intake. A region and year without a row is a configuration error, never a default.
+    indicator_thresholds: str | None = None
     grid_worker_max_households: int = 15
     visit_interval_days: int = 7  # grid workers visit each household weekly
-    # The page the QR code on a household's leaflet opens (一户一码); the household's token is appended.
-    declaration_url: str = "http://127.0.0.1:8101/declare"
+    # Public address (issue 14): where households' phones and staff browsers reach the system, e.g.
+    # https://fangpin.county.gov.cn. Links the system hands out are built on it, such as the QR
+    # code's {public_base_url}/declare?token=... (一户一码). Default: the embedded notifier's port.
+    public_base_url: str = Field("http://127.0.0.1:8105", pattern=r"^https?://[^\s?#]+$")
     # Days each step of the identification ladder may take before it is overdue (the notice's own
     # five days are fixed by the rules, not a setting).
     step_due_days: dict[str, int] = Field(default_factory=lambda: {

@@ -83,7 +83,7 @@ async def run_services(service_settings):
         async with AsyncExitStack() as inner:
             for service, settings in running.settings.items():
                 await ensure_database(settings.database_url)
-                app = create_app(load_definition(service), settings, clock or SystemClock(),
+                app = create_app(load_definition(service), settings, clock,  # None: the clock its settings give
                                  consumer_group=f"{settings.topic_prefix}{service}")
                 await inner.enter_async_context(app.router.lifespan_context(app))
                 running.apps[service] = app
@@ -130,6 +130,27 @@ async def topic_records(ctx, expected: int, timeout: float = 30.0) -> list:
     finally:
         await reader.stop()
     return records
+
+
+@asynccontextmanager
+async def served_over_http(app):
+    """An app `run_services` started, served on a real port of this machine for a client that is not
+    in-process (the `fangpin` CLI, run in a thread); yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(100):
+            if server.started or serving.done():
+                break
+            await asyncio.sleep(0.1)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await serving
 
 
 @pytest_asyncio.fixture

@@ -1,6 +1,7 @@
 """Wiring of intake."""
 from runtime.service import ServiceDefinition
-from services.intake import api, handlers
+from runtime.startup import public_address_problems
+from services.intake import api, handlers, store
 
 SERVICE = ServiceDefinition(
     name="intake",
@@ -8,4 +9,6 @@ SERVICE = ServiceDefinition(
     routers=[api.router],
     consumes=(),
     handlers=handlers.HANDLERS,
+    reference_data={"region_table": store.load_region_table, "indicator_thresholds": store.load_indicator_thresholds},
+    start_checks=[public_address_problems],
 )

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -9,6 +10,7 @@ from operator import mul
 
 from contracts.fields import AMOUNT_CEILING
 from contracts.intake import HouseholdRegistered, HouseholdUpdated, MemberFacts
+from contracts.reference import RegionYearTable
 from contracts.vocabulary import LaborCapacity, PriorityGroup, RiskType
 
 REGION_CODE = re.compile(r"^\d{12}$")
@@ -18,7 +20,9 @@ _ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")  # ASCII digits only (\d would also t
 
 
 class InvalidIdNumber(ValueError):
-    pass
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code  # the rule (contracts/codes.py)
 
 
 _ASCII_ZERO_WEIGHED = ord("0") * sum(_ID_WEIGHTS)
@@ -34,13 +38,13 @@ def parse_id_number(id_number: str) -> date:
     """Validate an 18-character ID number and return the birth date it carries."""
     value = id_number.strip().upper()
     if not _ID_SHAPE.fullmatch(value):
-        raise InvalidIdNumber("must be 17 digits followed by a digit or X")
+        raise InvalidIdNumber("id_number_malformed", "must be 17 digits followed by a digit or X")
     if id_check_digit(value[:17]) != value[17]:
-        raise InvalidIdNumber("check digit does not match (GB 11643)")
+        raise InvalidIdNumber("id_number_check_digit_wrong", "check digit does not match (GB 11643)")
     try:
         return date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError as exc:
-        raise InvalidIdNumber(f"birth date {value[6:14]} is not a date") from exc
+        raise InvalidIdNumber("id_number_birth_date_invalid", f"birth date {value[6:14]} is not a date") from exc
 
 
 def mask_id_number(id_number: str) -> str:
@@ -102,14 +106,11 @@ class Indicator:
     """One entry of a department's indicator catalogue (部门预警指标)."""
 
     risk_types: tuple[RiskType, ...]
-    # Yearly thresholds, (first year, amount) in year order: an amount below the one in force in the
-    # year it was observed raises no risk. The amount is what the department reports for that year
-    # so far (e.g. a person's out-of-pocket medical costs since 1 January).
-    yearly_thresholds: tuple[tuple[int, Decimal], ...] = ()
-
-    def threshold_in(self, year: int) -> Decimal | None:
-        in_force = [amount for first_year, amount in self.yearly_thresholds if first_year <= year]
-        return in_force[-1] if in_force else None
+    # Held to a threshold: its amount is what the department reports for the year so far (e.g. a
+    # person's out-of-pocket medical costs since 1 January), and an amount under the threshold of the
+    # household's region and that year raises no risk. The amounts are local policy, so deployment
+    # data (IndicatorThresholds), not code.
+    thresholded: bool = False
 
 
 INDICATOR_CATALOGUE: dict[str, dict[str, Indicator]] = {
@@ -119,7 +120,7 @@ INDICATOR_CATALOGUE: dict[str, dict[str, Indicator]] = {
         "relief_application": Indicator((RiskType.EXPENSE_SURGE,)),
     },
     "medical_insurance": {"high_medical_expense": Indicator(
-        (RiskType.ILLNESS, RiskType.EXPENSE_SURGE), ((2000, Decimal("10000")),))},
+        (RiskType.ILLNESS, RiskType.EXPENSE_SURGE), thresholded=True)},
     # The income collection of the rural revitalisation bureau (乡村振兴局收入采集).
     "rural_revitalization": {
         "income_fell_last_year": Indicator((RiskType.INCOME_DROP,)),
@@ -163,21 +164,82 @@ class UnknownIndicator(ValueError):
     pass
 
 
-def risk_types_of_warning(department: str, indicator: str, amount: Decimal | None, year: int) -> list[RiskType]:
-    """The risk types a department warning observed in `year` points to; below its threshold, none."""
+def indicator_of(department: str, indicator: str) -> Indicator:
     catalogue = INDICATOR_CATALOGUE.get(department)
     if catalogue is None:
         raise UnknownIndicator(f"unknown department {department!r}; known: {', '.join(sorted(INDICATOR_CATALOGUE))}")
     entry = catalogue.get(indicator)
     if entry is None:
         raise UnknownIndicator(f"{department} has no indicator {indicator!r}; known: {', '.join(sorted(catalogue))}")
-    threshold = entry.threshold_in(year)
-    if threshold is not None and (amount is None or amount < threshold):
-        return []
-    return list(entry.risk_types)
+    return entry
+
+
+class IndicatorThresholds(RegionYearTable):
+    """Thresholds of department indicators (部门预警指标阈值): (department, indicator, region prefix,
+    year) -> yuan, for the indicators the catalogue marks `thresholded`."""
+
+    KEY_COLUMNS = ("department", "indicator")
+
+    def __init__(self, rows: Mapping[tuple[str, str, str, int], Decimal]) -> None:
+        with_threshold = sorted(f"{d}/{i}" for d, entries in INDICATOR_CATALOGUE.items()
+                                for i, entry in entries.items() if entry.thresholded)
+        for department, indicator, *_ in rows:
+            if f"{department}/{indicator}" not in with_threshold:
+                raise ValueError(f"{department}/{indicator} is not an indicator with a threshold; those with one: "
+                                 f"{', '.join(with_threshold)}")
+        super().__init__(rows, what="indicator threshold", key_columns=self.KEY_COLUMNS,
+                         table="indicator-thresholds table (FANGPIN_INDICATOR_THRESHOLDS)")
+
+    def threshold_for(self, department: str, indicator: str, region_code: str, year: int) -> Decimal:
+        return self.value_for(region_code, year, (department, indicator))
+
+
+def warning_problem(department: str, indicator: str, amount: Decimal | None,
+                    over_threshold: bool | None) -> tuple[str, str, str] | None:
+    """Why a department warning cannot be judged as sent, as (field, code, reason); None if it can."""
+    try:
+        entry = indicator_of(department, indicator)
+    except UnknownIndicator as exc:
+        return "indicator", "indicator_unknown", str(exc)
+    if entry.thresholded and amount is None and over_threshold is None:
+        return "amount", "amount_or_judgement_missing", (
+            f"{department}/{indicator} is held to a threshold: give the amount, or over_threshold if {department} judged it")
+    if not entry.thresholded and over_threshold is False:
+        return ("over_threshold", "over_threshold_without_threshold",
+                f"{department}/{indicator} has no threshold to be under: leave over_threshold out")
+    return None
+
+
+@dataclass(frozen=True)
+class WarningJudgement:
+    """What a department warning points to: its risk types, none when it is under its threshold."""
+
+    risk_types: tuple[RiskType, ...]
+    threshold: Decimal | None = None  # what the amount was held to; None: not held to one
+
+    @property
+    def below_threshold(self) -> bool:
+        return not self.risk_types
+
+
+def judge_warning(department: str, indicator: str, amount: Decimal | None, over_threshold: bool | None,
+                  region_code: str, year: int, thresholds: IndicatorThresholds) -> WarningJudgement:
+    """The risk types of a warning about a household of `region_code`, observed in `year`. The
+    department's own judgement of the threshold (`over_threshold`) is taken as given; otherwise a
+    thresholded indicator's amount is held to the threshold of the region and year, and a region and
+    year without one raise MissingRegionYearValue (a configuration error: the row to add is named)."""
+    entry = indicator_of(department, indicator)
+    if not entry.thresholded or over_threshold is not None:
+        return WarningJudgement(() if over_threshold is False else entry.risk_types)
+    threshold = thresholds.threshold_for(department, indicator, region_code, year)
+    over = amount is not None and amount >= threshold
+    return WarningJudgement(entry.risk_types if over else (), threshold)
 
 
 _SHOCKS = {RiskType.UNSTABLE_EMPLOYMENT, RiskType.BUSINESS_FAILURE, RiskType.ACCIDENT}
+# The groups of 'this year' (当年), those priority_groups holds to current_year: a clue is in them for
+# the screening of the year its facts are from, and in no other year's.
+GROUPS_OF_THE_YEAR = frozenset({PriorityGroup.NEW_ALLOWANCE_OR_EXTREME_POVERTY, PriorityGroup.QUARTERLY_INCOME_FALL})
 
 
 def priority_groups(
@@ -213,7 +275,12 @@ class RegionTable:
         return None
 
 
+def grid_worker_overloaded(household_count: int, limit: int) -> bool:
+    """A grid worker (网格员) looks after at most `limit` households (15 in the seeds): more is
+    reported, not refused."""
+    return household_count > limit
+
+
 def overloaded_grid_workers(loads: dict[str, int], limit: int) -> list[str]:
-    """A grid worker (网格员) looks after at most `limit` households (15 in the seeds): reported, not refused."""
     return [f"grid worker {worker} has {count} households, more than {limit}"
-            for worker, count in sorted(loads.items()) if count > limit]
+            for worker, count in sorted(loads.items()) if grid_worker_overloaded(count, limit)]

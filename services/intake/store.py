@@ -17,9 +17,10 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contracts.reference import read_region_year_csv
 from runtime.bulk import copy_records, insert_rows, update_rows
 from runtime.settings import Settings
-from services.intake.domain import RegionTable
+from services.intake.domain import IndicatorThresholds, RegionTable
 
 metadata = sa.MetaData()
 
@@ -53,7 +54,7 @@ warnings = sa.Table(
     sa.Column("department", sa.Text, primary_key=True),
     sa.Column("source_record_id", sa.Text, primary_key=True),
     sa.Column("warning_id", sa.Text, nullable=False),
-    sa.Column("status", sa.Text, nullable=False),  # accepted | unmatched
+    sa.Column("status", sa.Text, nullable=False),  # accepted | unmatched | below_threshold
     sa.Column("household_id", sa.Text),
     sa.Column("id_hash", sa.Text),
     sa.Column("clue_id", sa.Text),
@@ -62,6 +63,10 @@ warnings = sa.Table(
     sa.Column("observed_at", sa.DateTime(timezone=True)),
     sa.Column("detail", sa.Text),
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    # The department's own judgement of its indicator's threshold, taken as given (null: none sent),
+    # and the threshold the amount was held to when intake judged it against the table.
+    sa.Column("over_threshold", sa.Boolean),
+    sa.Column("threshold", sa.Numeric(14, 2)),
 )
 
 clues = sa.Table(
@@ -76,6 +81,7 @@ clues = sa.Table(
     sa.Column("priority_groups", pg.ARRAY(sa.Text), nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("period_year", sa.Integer, nullable=False),  # the year its priority groups are judged for
 )
 
 visits = sa.Table(
@@ -240,13 +246,14 @@ async def unmatched_warnings_of(session: AsyncSession, id_hashes: list[str]):
 
 
 async def mark_matched(session: AsyncSession, matched: list[dict]) -> None:
-    """matched: department, source_record_id, household_id, clue_id (one statement for them all)."""
-    await update_rows(session, warnings, [{**row, "status": "accepted"} for row in matched],
-                      key=("department", "source_record_id"))
+    """matched: department, source_record_id, status (accepted or below_threshold), household_id,
+    clue_id, threshold (one statement for them all)."""
+    await update_rows(session, warnings, matched, key=("department", "source_record_id"))
 
 
-async def unmatched_page(session: AsyncSession, department: str | None, after: tuple[str, str] | None, limit: int):
-    query = sa.select(warnings).where(warnings.c.status == "unmatched")
+async def warnings_page(session: AsyncSession, status: str, department: str | None, after: tuple[str, str] | None,
+                        limit: int):
+    query = sa.select(warnings).where(warnings.c.status == status)
     if department:
         query = query.where(warnings.c.department == department)
     if after:
@@ -260,6 +267,16 @@ def load_region_table(path: str | None) -> RegionTable:
     with source.open(newline="", encoding="utf-8") as f:
         codes = {row["code"].strip() for row in csv.DictReader(f)}
     return RegionTable(frozenset(c for c in codes if len(c) == 12 and not c.endswith("000")))
+
+
+@lru_cache(maxsize=4)
+def load_indicator_thresholds(path: str | None) -> IndicatorThresholds:
+    source = Path(path) if path else Path(__file__).parent / "data" / "indicator-thresholds-demo.csv"
+    rows = read_region_year_csv(source, IndicatorThresholds.KEY_COLUMNS)
+    try:
+        return IndicatorThresholds(rows)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
 
 
 class HouseholdRef(NamedTuple):
@@ -317,15 +334,16 @@ async def earlier_warnings(session: AsyncSession, keys: list[tuple[str, str]]) -
 
 
 CLUE_COLUMNS = ("clue_id", "household_id", "region_code", "channel", "source", "indicator", "risk_types",
-                "priority_groups", "status", "raised_at")
+                "priority_groups", "status", "raised_at", "period_year")
 
 
 def clue_record(*, clue_id: str, household_id: str, region_code: str, channel: str, source: dict,
-                indicator: str | None, risk_types: list[str], priority_groups: list[str], raised_at: datetime) -> tuple:
+                indicator: str | None, risk_types: list[str], priority_groups: list[str], raised_at: datetime,
+                period_year: int) -> tuple:
     """A new clue's row as insert_clues takes it: its values in CLUE_COLUMNS order (a batch makes a
     million; no dict to take apart again)."""
     return (clue_id, household_id, region_code, channel, orjson.dumps(source).decode(), indicator, risk_types,
-            priority_groups, "open", raised_at)
+            priority_groups, "open", raised_at, period_year)
 
 
 async def insert_clues(session: AsyncSession, records: list[tuple]) -> None:
@@ -333,10 +351,13 @@ async def insert_clues(session: AsyncSession, records: list[tuple]) -> None:
 
 
 async def clue_page(session: AsyncSession, region: str, status: str | None, channel: str | None,
-                    priority_group: str | None, after: str | None, limit: int):
+                    priority_group: str | None, after: str | None, limit: int, period_year: int | None = None):
+    """Clues, newest id first; of `priority_group` and, if given, of `period_year` (a group of 'this year')."""
     query = sa.select(clues).where(clues.c.region_code.startswith(region, autoescape=True))
     if priority_group:
         query = query.where(clues.c.priority_groups.contains([priority_group]))
+    if period_year is not None:
+        query = query.where(clues.c.period_year == period_year)
     if status:
         query = query.where(clues.c.status == status)
     if channel:
@@ -355,17 +376,62 @@ async def record_visit(session: AsyncSession, row: dict) -> None:
     )
 
 
-async def overdue_visits_page(session: AsyncSession, region: str, before, after: str | None, limit: int):
-    """Households of `region` not visited since `before` (or never), by household id."""
+async def overdue_visits_page(session: AsyncSession, region: str, as_of: datetime | None, before: datetime,
+                              after: str | None, limit: int):
+    """Households of `region` whose last visit (by `as_of`, if given) is before `before`, or who had
+    none, by household id. Counted from the visits themselves, not households.last_visited_at: a
+    visit after `as_of` must not hide a household that was overdue then."""
+    visited = [visits.c.household_id == households.c.household_id]
+    if as_of is not None:
+        visited.append(visits.c.visited_at <= as_of)
+    last_visit = sa.select(sa.func.max(visits.c.visited_at).label("last_visited_at")).where(*visited).lateral("last_visit")
     query = (
         sa.select(households.c.household_id, households.c.region_code, households.c.grid_worker_id,
-                  households.c.last_visited_at)
+                  last_visit.c.last_visited_at)
+        .select_from(households.join(last_visit, sa.true()))
         .where(households.c.region_code.startswith(region, autoescape=True))
-        .where(sa.or_(households.c.last_visited_at.is_(None), households.c.last_visited_at < before))
+        .where(sa.or_(last_visit.c.last_visited_at.is_(None), last_visit.c.last_visited_at < before))
     )
     if after:
         query = query.where(households.c.household_id > after)
     return (await session.execute(query.order_by(households.c.household_id).limit(limit))).all()
+
+
+async def household_page(session: AsyncSession, region: str, grid_worker_id: str | None, poverty_status: str | None,
+                         after: str | None, limit: int):
+    """Households of `region` by household id, with their number of members (no member's data)."""
+    member_count = (sa.select(sa.func.count()).where(members.c.household_id == households.c.household_id)
+                    .scalar_subquery().label("member_count"))
+    query = (
+        sa.select(households.c.household_id, households.c.region_code, households.c.group, households.c.poverty_status,
+                  households.c.grid_worker_id, households.c.last_visited_at, member_count)
+        .where(households.c.region_code.startswith(region, autoescape=True))
+    )
+    if grid_worker_id:
+        query = query.where(households.c.grid_worker_id == grid_worker_id)
+    if poverty_status:
+        query = query.where(households.c.poverty_status == poverty_status)
+    if after:
+        query = query.where(households.c.household_id > after)
+    return (await session.execute(query.order_by(households.c.household_id).limit(limit))).all()
+
+
+async def grid_worker_page(session: AsyncSession, region: str, more_than: int | None, at_most: int | None,
+                           after: str | None, limit: int):
+    """Grid workers with a household in `region`, by id, each with the count of all their households
+    (the load the limit is about), kept if it is above `more_than` / not above `at_most`."""
+    in_region = (sa.select(households.c.grid_worker_id)
+                 .where(households.c.region_code.startswith(region, autoescape=True), households.c.grid_worker_id.is_not(None)))
+    count = sa.func.count()
+    query = (sa.select(households.c.grid_worker_id, count.label("household_count"))
+             .where(households.c.grid_worker_id.in_(in_region)).group_by(households.c.grid_worker_id))
+    if more_than is not None:
+        query = query.having(count > more_than)
+    if at_most is not None:
+        query = query.having(count <= at_most)
+    if after:
+        query = query.where(households.c.grid_worker_id > after)
+    return (await session.execute(query.order_by(households.c.grid_worker_id).limit(limit))).all()
 
 
 async def record_declaration(session: AsyncSession, row: dict) -> None:

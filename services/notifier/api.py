@@ -95,5 +95,5 @@ async def mark_read(notification_id: str, principal: Principal = Depends(require
             .returning(*store.notifications.c)
         )).first()
     if row is None:
-        raise Problem(404, "Not found", f"no notification {notification_id} in your inbox")
+        raise Problem(404, "Not found", f"no notification {notification_id} in your inbox", code="notification_not_found")
     return NotificationView.model_validate(row, from_attributes=True)

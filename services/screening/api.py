@@ -7,21 +7,22 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from contracts.fields import Amount
+from contracts.codes import text_zh
+from contracts.fields import AS_OF_DESCRIPTION, Amount, AsOf
 from runtime.auth import Principal, region_scope, require, require_region
 from runtime.eventstore import EventStore
 from runtime.paging import Page, PageRequest, make_page, page_request
-from runtime.problems import Problem
+from runtime.problems import Problem, field_error
 from contracts.vocabulary import RiskType
 from runtime.auth import command_metadata
 from runtime.ids import new_id_str
 from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from runtime.settings import Settings
 from services.screening import store
-from services.screening.domain import Findings, MissingMonitoringLine, MonitoringLines, ladder
+from services.screening.domain import Eligibility, Findings, MissingMonitoringLine, MonitoringLines, ladder, recommend
 from services.screening.domain import subjects
 from services.screening.handlers import change_subject, take_step
 
@@ -60,15 +61,20 @@ async def list_cases(
     region: str | None = None,
     status: str | None = None,
     overdue: bool = False,
+    as_of: AsOf | None = Query(None, description=f"with overdue=true: {AS_OF_DESCRIPTION}"),
     page: PageRequest = Depends(page_request),
     principal: Principal = Depends(STAFF),
     ctx: ServiceContext = Depends(get_context),
 ):
-    """`overdue=true`: open cases whose current step is past its due date."""
+    """`overdue=true`: open cases whose current step is past its due date on today's date, or on
+    `as_of`'s: the cases as they stand now, so a date ahead shows what will be overdue by then."""
+    if as_of is not None and not overdue:
+        raise field_error("as_of", "goes with overdue=true: it is the date the due dates are judged on",
+                          code="as_of_without_overdue")
     scope = region_scope(principal, region)
     async with ctx.sessions() as session:
         rows = await store.case_page(session, scope, status, page.after, page.limit + 1,
-                                     overdue_on=ctx.clock.now().date() if overdue else None)
+                                     overdue_on=(as_of or ctx.clock.now()).date() if overdue else None)
     return make_page(rows, page, key=lambda r: r.case_id, item=lambda r: CaseView.model_validate(r, from_attributes=True))
 
 
@@ -77,7 +83,7 @@ async def get_case(case_id: str, principal: Principal = Depends(STAFF), ctx: Ser
     async with ctx.sessions() as session:
         row = await store.case_row(session, case_id)
         if row is None:
-            raise Problem(404, "Not found", f"no case {case_id}")
+            raise Problem(404, "Not found", f"no case {case_id}", code="case_not_found")
         require_region(principal, row.region_code)
         stream = await EventStore(session, ctx.name, ctx.clock).load(f"case-{case_id}")
     history = [
@@ -95,10 +101,13 @@ def monitoring_lines(path: str | None) -> MonitoringLines:
 
 
 def line_for(settings: Settings, region_code: str, year: int) -> Decimal:
+    """The line of the findings' income year; a year without one is the caller's to correct (state
+    another income_year) or the deployment's (add the row the problem names)."""
     try:
         return monitoring_lines(settings.monitoring_lines).line_for(region_code, year)
     except MissingMonitoringLine as exc:
-        raise Problem(500, "Configuration error", str(exc), type_="https://fangpin.dev/problems/missing-monitoring-line") from exc
+        raise Problem(422, "Invalid request", f"income_year: {exc}", errors=[{"field": "income_year", "message": str(exc)}],
+                      code="monitoring_line_missing", type_="https://fangpin.dev/problems/missing-monitoring-line") from exc
 
 
 async def step(ctx: ServiceContext, principal: Principal, request: Request, case_id: str, make_command):
@@ -108,7 +117,8 @@ async def step(ctx: ServiceContext, principal: Principal, request: Request, case
             await take_step(uow, case_id, principal.role, lambda region: require_region(principal, region), make_command)
         except ladder.LadderRefused as refused:
             raise Problem(refused.status, {403: "Forbidden", 404: "Not found", 409: "Out of order", 422: "Invalid request"}
-                          .get(refused.status, "Refused"), str(refused), expected_step=refused.expected_step.value,
+                          .get(refused.status, "Refused"), str(refused), code=refused.code,
+                          expected_step=refused.expected_step.value, expected_step_zh=text_zh(refused.expected_step),
                           allowed_roles=list(refused.allowed_roles)) from None
 
     await run_command(ctx, command_metadata(principal, request), work)
@@ -126,17 +136,52 @@ class VerificationIn(BaseModel):
     water_safe: bool
     risk_types: list[RiskType] = Field(default_factory=list, description="empty: the clues' risk types")
     notes: str | None = Field(None, max_length=4000)
+    income_year: int | None = Field(None, ge=2000, description=(
+        "the year the income and expenditure are about, whose monitoring line they are held to (findings "
+        "about 2025 recorded in January 2026 say 2025); not after the current year. Default: the year of "
+        "the visit, i.e. of the service's clock (UTC) when the findings are recorded"))
 
 
-@router.post("/cases/{case_id}/verification", response_model=CaseView)
+class ReasonView(BaseModel):
+    code: str = Field(description="stable snake_case code, e.g. income_under_line: match on this, not on the text")
+    text: str = Field(description="the reason with the case's figures")
+    text_zh: str = Field(description="the reason in Chinese, in the terms of the policy documents, e.g. 义务教育未保障")
+
+
+class MonitoringLineView(BaseModel):
+    year: int = Field(description="the income year the line is for")
+    yuan: Decimal = Field(description="yuan per person per year")
+
+
+class VerificationOut(CaseView):
+    recommendation: Eligibility = Field(description="what the findings recommend to the village deliberation")
+    reasons: list[ReasonView]
+    monitoring_line: MonitoringLineView = Field(description="the line the findings were held to")
+
+
+@router.post("/cases/{case_id}/verification", response_model=VerificationOut)
 async def record_verification(case_id: str, body: VerificationIn, request: Request,
                               principal: Principal = Depends(STAFF), ctx: ServiceContext = Depends(get_context)):
-    """入户核查: the visit's findings; the answer's history carries the eligibility recommendation and its reasons."""
+    """入户核查: the visit's findings, answered with the eligibility recommendation, its reasons and the
+    monitoring line of the income year they were held to (the case's history records the same)."""
     findings = Findings(body.per_capita_net_income, body.rigid_expenditure, body.education_ok, body.medical_ok,
                         body.housing_safe, body.water_safe)
-    year = ctx.clock.now().year
-    return await step(ctx, principal, request, case_id, lambda state: ladder.RecordVerification(
-        findings, line_for(ctx.settings, state.region_code, year), tuple(body.risk_types)))
+    this_year = ctx.clock.now().year
+    year = this_year if body.income_year is None else body.income_year
+    if year > this_year:
+        raise field_error("income_year", f"must not be after the current year {this_year}: no income of {year} is known yet",
+                          code="income_year_in_future")
+    lines: list[Decimal] = []  # the line as looked up for the case's region (once per attempt of the unit of work)
+
+    def command(state: ladder.CaseState) -> ladder.RecordVerification:
+        lines.append(line_for(ctx.settings, state.region_code, year))
+        return ladder.RecordVerification(findings, lines[-1], tuple(body.risk_types), income_year=year)
+
+    case = await step(ctx, principal, request, case_id, command)
+    advice = recommend(findings, lines[-1])  # the rule the ladder recorded, on the same findings and line
+    return VerificationOut(**case.model_dump(), recommendation=advice.eligibility,
+                           reasons=[ReasonView(code=r.code, text=r.text, text_zh=r.text_zh) for r in advice.reasons],
+                           monitoring_line=MonitoringLineView(year=year, yuan=lines[-1]))
 
 
 class DeliberationIn(BaseModel):
@@ -242,7 +287,7 @@ async def get_subject(household_id: str, principal: Principal = Depends(STAFF), 
     async with ctx.sessions() as session:
         row = await store.subject_row(session, household_id)
     if row is None:
-        raise Problem(404, "Not found", f"household {household_id} is not a monitoring subject")
+        raise Problem(404, "Not found", f"household {household_id} is not a monitoring subject", code="subject_not_found")
     require_region(principal, row.region_code)
     return SubjectView.model_validate(row, from_attributes=True)
 
@@ -254,7 +299,7 @@ async def subject_change(ctx: ServiceContext, principal: Principal, request: Req
                                  lambda state: decide(uow, state))
         except subjects.SubjectRefused as refused:
             raise Problem(refused.status, {403: "Forbidden", 409: "Conflict", 422: "Invalid request"}[refused.status],
-                          str(refused), allowed_roles=list(refused.allowed_roles)) from None
+                          str(refused), code=refused.code, allowed_roles=list(refused.allowed_roles)) from None
 
     await run_command(ctx, command_metadata(principal, request), work)
     async with ctx.sessions() as session:

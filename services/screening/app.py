@@ -9,4 +9,5 @@ SERVICE = ServiceDefinition(
     consumes=("intake", "exit_review"),
     handlers=handlers.HANDLERS,
     periodic=[("scheduler_seconds", handlers.run_checks)],
+    reference_data={"monitoring_lines": api.monitoring_lines},
 )

@@ -90,7 +90,7 @@ async def take_step(uow: UnitOfWork, case_id: str, actor_role: str, region_check
     cases (and subjects) tables in step. `region_check(region_code)` raises when the actor may not act."""
     stream = await uow.events.load(f"case-{case_id}")
     if not stream.events:
-        raise Problem(404, "Not found", f"no case {case_id}")
+        raise Problem(404, "Not found", f"no case {case_id}", code="case_not_found")
     state = ladder.case_from_history([decode_payload(e) for e in stream.events])
     region_check(state.region_code)
     now = uow.ctx.clock.now()
@@ -161,7 +161,7 @@ async def change_subject(uow: UnitOfWork, household_id: str, region_check, decid
     stream and keep the subjects table in step."""
     row = await store.subject_state(uow.session, household_id)
     if row is None:
-        raise Problem(404, "Not found", f"household {household_id} is not a monitoring subject")
+        raise Problem(404, "Not found", f"household {household_id} is not a monitoring subject", code="subject_not_found")
     region_check(row.region_code)
     state = subjects.SubjectState(row.household_id, row.region_code, row.status, row.protected,
                                   row.removal_pending, row.protection_pending)

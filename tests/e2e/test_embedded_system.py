@@ -1,7 +1,10 @@
 """The embedded system as `fangpin up` runs it: five separate service processes, the demo loaded
 through HTTP, a task in the village cadre's inbox, and a clean stop."""
 import asyncio
+import re
+import shlex
 import uuid
+from pathlib import Path
 
 import httpx
 import orjson
@@ -9,10 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from contracts.topics import SERVICES
-from runtime.auth import issue_token
 from runtime.cli import app
-from runtime.demo import VILLAGES, load_demo
-from runtime.embedded import EmbeddedSystem, free_port
+from runtime.demo import load_demo
+from runtime.embedded import DEFAULT_PORTS, EmbeddedSystem, free_port
 from runtime.settings import Settings
 from tests.factories import household
 
@@ -39,7 +41,17 @@ def check_cli_import(port: int, folder) -> None:
     assert again.exit_code == 0 and "25 unchanged" in again.output, again.output
 
 
-async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_path):
+README = Path(__file__).parents[2] / "README.md"
+
+
+def readme_inbox_example() -> tuple[list[str], str]:
+    """The README's example of a village cadre's inbox: the `fangpin token` arguments and the URL."""
+    found = re.search(r'\$\(\./fangpin (token [^)]*)\)"? (\S+/v1/inbox)', README.read_text(encoding="utf-8"))
+    assert found, "README.md shows no `curl ... $(./fangpin token ...) .../v1/inbox` example"
+    return shlex.split(found.group(1)), found.group(2)
+
+
+async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_path, monkeypatch):
     system = EmbeddedSystem(tmp_path, ports={s: free_port() for s in SERVICES}, postgres=postgres, broker=broker,
                             namespace=f"e{uuid.uuid4().hex[:8]}.")
     said: list[str] = []
@@ -47,13 +59,33 @@ async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_
     try:
         assert len([line for line in said if "http://127.0.0.1:" in line]) == 5
         await asyncio.to_thread(load_demo, system.ports, Settings(), said.append)
-        token = issue_token(Settings(), sub="demo-cadre-1", role="village_cadre", region=VILLAGES[0])
+        # The tokens the demo printed, as pasted into a shell; and the README's example token.
+        printed = dict(re.findall(r"export (\w+)=(\S+)", "\n".join(said)))
+        assert set(printed) == {"CADRE", "TOWNSHIP", "COUNTY", "CIVIL_AFFAIRS"}, said
+        monkeypatch.setattr("runtime.cli.DATA_DIR", tmp_path / "cli")  # the CLI signs with the development key, as the services
+        token_arguments, inbox_url = readme_inbox_example()
+        assert f":{DEFAULT_PORTS['notifier']}/v1/inbox" in inbox_url, "the README asks the notifier"
+        minted = CliRunner().invoke(app, token_arguments)
+        assert minted.exit_code == 0, minted.output
+        intake, notifier = (f"http://127.0.0.1:{system.ports[s]}" for s in ("intake", "notifier"))
         async with httpx.AsyncClient() as http:
-            inbox = (await http.get(f"http://127.0.0.1:{system.ports['notifier']}/v1/inbox",
-                                    headers={"Authorization": f"Bearer {token}"})).json()["items"]
-            metrics = (await http.get(f"http://127.0.0.1:{system.ports['intake']}/metrics")).text
+            async def get(url: str, token: str) -> dict:
+                r = await http.get(url, headers={"Authorization": f"Bearer {token}"})
+                assert r.status_code == 200, r.text
+                return r.json()
+
+            readme_inbox = (await get(f"{notifier}/v1/inbox", minted.output.strip()))["items"]
+            inbox = (await get(f"{notifier}/v1/inbox", printed["CADRE"]))["items"]
+            township = (await get(f"{intake}/v1/households?limit=500", printed["TOWNSHIP"]))["items"]
+            workers = (await get(f"{intake}/v1/grid-workers", printed["COUNTY"]))["items"]
+            unmatched = await get(f"{intake}/v1/warnings/unmatched", printed["CIVIL_AFFAIRS"])
+            metrics = (await http.get(f"{intake}/metrics")).text
         assert len(inbox) == 2, inbox  # the demo warns two households of the first village
         assert all(item["kind"] == "verify_household" for item in inbox)
+        assert readme_inbox == inbox, "the README's example token is the demo's village cadre"
+        assert [h["household_id"] for h in township] == [f"DEMO-{n:04d}" for n in range(1, 21)]
+        assert [(w["grid_worker_id"], w["household_count"]) for w in workers] == [(f"demo-grid-{v}", 10) for v in range(1, 5)]
+        assert unmatched["items"] == []
         assert 'fangpin_events_appended_total{event_type="RiskClueRaised",service="intake"} 5.0' in metrics
         await asyncio.to_thread(check_cli_import, system.ports["intake"], tmp_path)
     finally:

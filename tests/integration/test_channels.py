@@ -96,6 +96,22 @@ async def test_a_household_declares_with_its_own_qr_token_and_no_other(run_servi
         assert not any("13800000000" in p for p in published), "the phone number stays out of events"
 
 
+async def test_the_qr_link_opens_the_declaration_page_at_the_public_base_url(run_services):
+    """The link is built from the one public address a deployment sets (a trailing slash or not)."""
+    async with run_services("intake", public_base_url="https://fangpin.county.gov.cn/") as system:
+        intake = system.clients["intake"]
+        county = system.token("county_officer", "410721")
+        assert (await intake.post("/v1/households", headers=county, json=household("QB1", 1))).status_code == 201
+        qr = await intake.get("/v1/households/QB1/qr", headers=county)
+        link = qr.headers["link"].split(">")[0].lstrip("<")
+        assert link.startswith("https://fangpin.county.gov.cn/declare?token="), link
+        assert qr.content == qr_png(link)
+        token = parse_qs(urlparse(link).query)["token"][0]
+        declared = await intake.post(f"/v1/declarations?token={token}",
+                                     json={"household_id": "QB1", "phone": "13800000000", "risk_types": ["illness"]})
+        assert declared.status_code == 201, declared.text
+
+
 async def test_clues_are_marked_with_their_priority_group(run_services):
     async with run_services("intake", clock=FixedClock(NOW)) as system:
         intake = system.clients["intake"]
@@ -113,7 +129,9 @@ async def test_clues_are_marked_with_their_priority_group(run_services):
 
         marks = {
             await send("civil_affairs", "W1", id_number(2), "new_dibao"): ["new_allowance_or_extreme_poverty"],
-            await send("civil_affairs", "W2", id_number(2), "new_dibao", observed_at="2025-03-01T08:00:00+08:00"): [],
+            # of 2025's group, its own year's: listed by ?priority_group= as of 2025 only (see the new-year test)
+            await send("civil_affairs", "W2", id_number(2), "new_dibao", observed_at="2025-03-01T08:00:00+08:00"):
+                ["new_allowance_or_extreme_poverty"],
             await send("rural_revitalization", "W3", id_number(1), "income_fell_two_years"): ["formerly_poor_income_fell"],
             await send("rural_revitalization", "W4", id_number(2), "income_fell_last_year"): [],  # not formerly poor
             await send("rural_revitalization", "W5", id_number(1), "quarterly_income_fall"): ["formerly_poor_quarterly_income_fall"],
@@ -129,3 +147,68 @@ async def test_clues_are_marked_with_their_priority_group(run_services):
             payloads = (await session.execute(sa.text(
                 "select payload from events where event_type = 'RiskClueRaised'"))).scalars().all()
         assert {p["clue_id"]: p["priority_groups"] for p in payloads} == marks
+
+
+JANUARY = datetime(2026, 1, 10, 2, 0, tzinfo=timezone.utc)
+
+
+async def test_the_overdue_visit_list_as_of_a_past_or_a_future_moment(run_services):
+    """Issue 14: ?as_of= judges the weekly rule at another moment; only visits made by then count."""
+    async with run_services("intake", clock=FixedClock(JANUARY)) as system:
+        intake = system.clients["intake"]
+        county = system.token("county_officer", "410721")
+        worker = system.token("grid_worker", "410721001001", sub="gw-1")
+        for n, hid in enumerate(("A1", "A2", "A3"), start=1):
+            assert (await intake.post("/v1/households", headers=county, json=household(hid, n))).status_code == 201
+        for hid, visited_at in (("A1", "2025-12-20T09:00:00+08:00"), ("A1", "2026-01-09T09:00:00+08:00"),
+                                ("A2", "2026-01-06T09:00:00+08:00")):
+            r = await intake.post("/v1/visits", headers=worker, json={"household_id": hid, "worker_id": "gw-1",
+                                                                        "visited_at": visited_at})
+            assert r.status_code == 201, r.text
+
+        async def overdue(**params):
+            r = await intake.get("/v1/visits/overdue", headers=county, params=params)
+            assert r.status_code == 200, r.text
+            return [(o["household_id"], o["last_visited_at"]) for o in r.json()["items"]]
+
+        assert await overdue() == [("A3", None)]
+        # 5 January (a date: its start, UTC): A1's visit of the 9th had not happened, A2 had none yet
+        assert await overdue(as_of="2026-01-05") == [("A1", "2025-12-20T01:00:00Z"), ("A2", None), ("A3", None)]
+        # a week on from A2's visit: due by then, A1 not yet
+        assert await overdue(as_of="2026-01-14T12:00:00+08:00") == [("A2", "2026-01-06T01:00:00Z"), ("A3", None)]
+        naive = await intake.get("/v1/visits/overdue", headers=county, params={"as_of": "2026-01-14T12:00:00"})
+        assert naive.status_code == 422 and naive.json()["errors"][0]["field"] == "as_of"
+
+
+async def test_a_priority_group_of_the_year_is_judged_by_the_warnings_own_year(run_services):
+    """Issue 14: a new allowance observed in December 2025 and raised in January 2026 is in 2025's
+    group 'new this year' (当年新识别), listed as of 2025 and not as of 2026."""
+    async with run_services("intake", clock=FixedClock(JANUARY)) as system:
+        intake = system.clients["intake"]
+        county = system.token("county_officer", "410721")
+        civil_affairs = system.token("department_system", kind="system", department="civil_affairs")
+        clue_of = {}
+        for n, (hid, observed_at) in enumerate((("N1", "2025-12-28T09:00:00+08:00"),
+                                                ("N2", "2026-01-03T09:00:00+08:00")), start=1):
+            assert (await intake.post("/v1/households", headers=county, json=household(hid, n))).status_code == 201
+            r = await intake.post("/v1/warnings", headers=civil_affairs,
+                                  json=warning(f"MCA-{n}", id_number(n), observed_at=observed_at))
+            assert r.status_code == 201, r.text
+            clue_of[hid] = r.json()["clue_id"]
+
+        listed = {c["household_id"]: (c["priority_groups"], c["period_year"])
+                  for c in (await intake.get("/v1/clues", headers=county)).json()["items"]}
+        assert listed == {"N1": (["new_allowance_or_extreme_poverty"], 2025),
+                          "N2": (["new_allowance_or_extreme_poverty"], 2026)}
+
+        async def group(**params):
+            r = await intake.get("/v1/clues", headers=county,
+                                 params={"priority_group": "new_allowance_or_extreme_poverty", **params})
+            assert r.status_code == 200, r.text
+            return [c["clue_id"] for c in r.json()["items"]]
+
+        assert await group() == [clue_of["N2"]]  # as of now: 2026's
+        assert await group(as_of="2025-12-31") == [clue_of["N1"]]
+        assert await group(as_of="2026-06-30T00:00:00+08:00") == [clue_of["N2"]]
+        alone = await intake.get("/v1/clues", headers=county, params={"as_of": "2025-12-31"})
+        assert alone.status_code == 422 and alone.json()["errors"][0]["field"] == "as_of"

@@ -12,7 +12,7 @@ from runtime.app import one_copy_at_a_time
 from runtime.auth import issue_token
 from runtime.consumer import EventConsumer
 from runtime.kafka import ensure_topics
-from tests.conftest import eventually
+from tests.conftest import eventually, served_over_http
 from tests.factories import envelope
 
 pytestmark = pytest.mark.integration
@@ -270,26 +270,14 @@ async def test_dead_letters_are_listed_with_what_became_of_them_and_replayed_onc
             assert await count_seen(ctx, "select count(*) from seen where note = 'broken'") == 1
 
         # The operator's command, over HTTP: the table shows each letter's state.
-        import uvicorn
         from typer.testing import CliRunner
 
         from runtime.cli import app as cli
-        from runtime.embedded import free_port
 
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
-        serving = asyncio.create_task(server.serve())
-        try:
-            await eventually(lambda: _true(server.started), timeout=10)
+        async with served_over_http(app) as url:
             token = issue_token(settings, sub="op", role="administrator", region="41")
             result = await asyncio.to_thread(CliRunner().invoke, cli, [
-                "dlq", "list", "--service", "assistance", "--url", f"http://127.0.0.1:{port}", "--token", token])
-        finally:
-            server.should_exit = True
-            await serving
+                "dlq", "list", "--service", "assistance", "--url", url, "--token", token])
         assert result.exit_code == 0, result.output
         assert "1 applied_later, 1 replayed" in result.output and str(broken.event_id)[:8] in result.output
 
-
-async def _true(value) -> bool:
-    return bool(value)

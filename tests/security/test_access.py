@@ -32,7 +32,8 @@ async def test_a_department_token_acts_for_exactly_its_own_department(run_servic
                 r = await intake.post(path, headers={**token, **extra}, **kwargs)
                 assert r.status_code == 403, r.text
                 assert r.headers["content-type"].startswith("application/problem+json")
-                assert r.json()["errors"] == [{"field": "department", "message": "the token has no department claim"}]
+                assert r.json()["errors"] == [{"field": "department", "message": "the token has no department claim",
+                                               "code": "department_missing_in_token"}]
         # Another department's token: its warning names the token's department or is refused.
         health = system.token("department_system", kind="system", sub="nhc", department="health")
         r = await intake.post("/v1/warnings", headers=health, json=warning("SEC-2", id_number(1)))
@@ -67,7 +68,8 @@ async def test_a_staff_token_without_a_region_acts_nowhere_unless_national(run_s
         nowhere = system.token("county_officer")  # what `fangpin token` minted without --region
         r = await intake.post("/v1/households", headers=nowhere, json=household("N1", 1))
         assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json"), r.text
-        assert r.json()["errors"] == [{"field": "region", "message": "empty in a staff token"}]
+        assert r.json()["errors"] == [{"field": "region", "message": "empty in a staff token",
+                                       "code": "region_missing_in_token"}]
         assert (await intake.get("/v1/clues", headers=nowhere)).status_code == 403
         assert await _count(system, "intake", "select count(*) from households") == 0
         assert (await intake.get("/healthz")).status_code == 200

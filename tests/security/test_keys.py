@@ -3,13 +3,9 @@ rotation reads old tokens and records with the old key, writes new ones with the
 re-encryption leaves nothing needing the old one."""
 import asyncio
 import json
-import os
 import secrets
-import shlex
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,39 +16,15 @@ import jwt as pyjwt
 from runtime.auth import decode_token, issue_token
 from runtime.db import ensure_database
 from runtime.embedded import free_port
-from runtime.keys import REFUSED_EXIT_CODE, local_keys
+from runtime.keys import local_keys
 from runtime.problems import Problem
 from runtime.settings import Settings
+from runtime.startup import REFUSED_EXIT_CODE
 from services.intake.store import IdentityVault
 from tests.factories import household
+from tests.security.container import DEPLOYMENT_DATA, ROOT, container_environment, run_container
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def container_command() -> tuple[list[str], dict[str, str]]:
-    """The command and environment the Dockerfile gives the container (ENTRYPOINT + CMD, ENV), run
-    with this interpreter in place of the image's `python`."""
-    command, environment = [], {}
-    for line in (ROOT / "Dockerfile").read_text().splitlines():
-        instruction, _, rest = line.partition(" ")
-        if instruction == "ENTRYPOINT":
-            command = json.loads(rest) + command
-        elif instruction == "CMD":
-            command = command + json.loads(rest)
-        elif instruction == "ENV":
-            for pair in shlex.split(rest):
-                name, _, value = pair.partition("=")
-                environment[name] = value
-    assert command and command[0] == "python", command
-    return [sys.executable, *command[1:]], environment
-
-
-def run_container(extra: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:
-    command, environment = container_command()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FANGPIN_")}  # nothing from the test session
-    return subprocess.run(command, env={**clean, **environment, **extra}, cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def test_the_container_refuses_to_start_with_any_development_key():
@@ -83,16 +55,15 @@ def test_the_container_refuses_to_start_with_any_development_key():
 def test_the_container_starts_with_keys_of_its_own(postgres, broker, tmp_path):
     """The refusal is about the keys: with its own, the same entrypoint serves (and with the
     development keys, only when it is told it is a development machine)."""
-    command, environment = container_command()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("FANGPIN_")}
     fresh = local_keys(tmp_path, create=True)  # what `fangpin up` makes on a first start
     assert set(fresh) == {"FANGPIN_JWT_SECRET", "FANGPIN_ID_HASH_KEY", "FANGPIN_ID_ENCRYPTION_KEY"}
     assert (tmp_path / "keys.env").stat().st_mode & 0o777 == 0o600
-    for keys in (fresh, {"FANGPIN_ENVIRONMENT": "development"}):
+    for keys in ({**fresh, **DEPLOYMENT_DATA}, {"FANGPIN_ENVIRONMENT": "development"}):
         port = free_port()
-        env = {**clean, **environment, **keys, "FANGPIN_HTTP_PORT": str(port), "FANGPIN_HTTP_HOST": "127.0.0.1",
-               "FANGPIN_DATABASE_URL": postgres.url(f"keys_{port}_intake"), "FANGPIN_KAFKA_BOOTSTRAP": broker.bootstrap,
-               "FANGPIN_TOPIC_PREFIX": f"keys{port}."}
+        command, env = container_environment({
+            **keys, "FANGPIN_HTTP_PORT": str(port), "FANGPIN_HTTP_HOST": "127.0.0.1",
+            "FANGPIN_DATABASE_URL": postgres.url(f"keys_{port}_intake"), "FANGPIN_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "FANGPIN_TOPIC_PREFIX": f"keys{port}."})
         asyncio.run(ensure_database(env["FANGPIN_DATABASE_URL"]))
         process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:

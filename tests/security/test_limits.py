@@ -56,7 +56,8 @@ async def test_a_json_body_over_max_body_bytes_is_refused_before_it_is_read(run_
         r = await intake.post("/v1/households", headers=county, json=household("BIG-1", 1, padding="x" * (2 * MiB)))
         doc = _assert_problem(r, 413, "exceeds 1048576 bytes (max_body_bytes)", "NDJSON")
         assert doc["errors"] == [{"field": "(body)",
-                                  "message": "the request body exceeds 1048576 bytes (max_body_bytes)"}]
+                                  "message": "the request body exceeds 1048576 bytes (max_body_bytes)",
+                                  "code": "body_too_large"}]
 
         # Declared too large: refused on the header alone, not a byte of the body taken.
         declared = Pieces(orjson.dumps(household("BIG-2", 2)))
@@ -114,7 +115,8 @@ async def test_a_line_over_max_ndjson_line_bytes_ends_the_batch_with_413_naming_
         r = await intake.post("/v1/households:import", headers=headers,
                               content=before + line(household("L-5", 5), LINE_LIMIT + 1) + after)
         doc = _assert_problem(r, 413, "line 5 is longer than 65536 bytes (max_ndjson_line_bytes)", "lines 1-4")
-        assert doc["errors"] == [{"field": "(line 5)", "message": "longer than 65536 bytes (max_ndjson_line_bytes)"}]
+        assert doc["errors"] == [{"field": "(line 5)", "message": "longer than 65536 bytes (max_ndjson_line_bytes)",
+                                  "code": "ndjson_line_too_long"}]
         assert (doc["line"], doc["lines_done"], doc["max_ndjson_line_bytes"]) == (5, 4, LINE_LIMIT)
         stored = "select string_agg(household_id, ',' order by household_id) from households"
         assert await _count(system, "intake", stored) == "L-1,L-2"
@@ -141,7 +143,8 @@ async def test_the_warnings_batch_refuses_a_long_line_the_same_way(run_services)
         body = line(warning("W-1", id_number(1))) + b"x" * (LINE_LIMIT + 1) + b"\n" + line(warning("W-3", id_number(3)))
         r = await intake.post("/v1/warnings:batch", headers={**department, **NDJSON}, content=body)
         doc = _assert_problem(r, 413, "line 2 is longer than 65536 bytes (max_ndjson_line_bytes)", "line 1 was handled")
-        assert doc["errors"] == [{"field": "(line 2)", "message": "longer than 65536 bytes (max_ndjson_line_bytes)"}]
+        assert doc["errors"] == [{"field": "(line 2)", "message": "longer than 65536 bytes (max_ndjson_line_bytes)",
+                                  "code": "ndjson_line_too_long"}]
         assert await _count(system, "intake", "select count(*) from warnings") == 1
 
 
@@ -160,7 +163,7 @@ async def test_docs_and_metrics_can_be_turned_off(run_services):
     async with run_services("intake", docs_access="off", metrics_access="off") as system:
         intake = system.clients["intake"]
         administrator = system.token("administrator", kind="system", sub="ops")
-        for path in (*DOCS, "/metrics"):
+        for path in (*DOCS, "/metrics", "/docs-assets/swagger-ui-bundle.js"):
             for headers in ({}, administrator):
                 _assert_problem(await intake.get(path, headers=headers), 404)
         assert (await intake.get("/healthz")).status_code == 200

@@ -103,3 +103,27 @@ def test_up_stops_when_a_service_keeps_exiting(tmp_path):
     stopping = {"now": False}
     supervise(system, stopping)  # returns by itself
     assert stopping["now"] is True and system.started == ["screening"] * RESTARTS_ALLOWED
+
+
+def said(result) -> str:
+    """What a command printed, without the line breaks and box of a rich error panel."""
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def test_up_refuses_a_simulation_clock_without_a_time_zone_or_outside_development(tmp_path, monkeypatch):
+    data_dir = tmp_path / "rehearsal"
+    monkeypatch.setenv("FANGPIN_ENVIRONMENT", "development")
+    naive = runner.invoke(app, ["up", "--clock", "2025-04-10T10:00", "--data-dir", str(data_dir)])
+    assert naive.exit_code == 2 and "has no time zone" in said(naive), naive.output
+    garbled = runner.invoke(app, ["up", "--clock", "next tuesday", "--data-dir", str(data_dir)])
+    assert garbled.exit_code == 2 and "not an ISO 8601 moment" in said(garbled), garbled.output
+    stopped = runner.invoke(app, ["up", "--clock", "2025-04-10T10:00+08:00", "--speed", "0", "--data-dir", str(data_dir)])
+    assert stopped.exit_code == 2 and "must be above 0" in said(stopped), stopped.output
+    alone = runner.invoke(app, ["up", "--speed", "60", "--data-dir", str(data_dir)])
+    assert alone.exit_code == 2 and "give --clock too" in said(alone), alone.output
+
+    monkeypatch.setenv("FANGPIN_ENVIRONMENT", "production")
+    refused = runner.invoke(app, ["up", "--clock", "2025-04-10T10:00+08:00", "--data-dir", str(data_dir)])
+    assert refused.exit_code == 2, refused.output
+    assert "FANGPIN_ENVIRONMENT=development ./fangpin up --clock 2025-04-10T10:00+08:00" in said(refused)
+    assert not data_dir.exists()  # refused before anything started or was written

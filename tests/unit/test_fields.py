@@ -61,6 +61,16 @@ def test_a_birth_date_is_taken_from_1900_to_today(monkeypatch):
     assert BIRTH_DATE.validate_python("2026-11-21")  # already today at UTC+14
 
 
+def test_inside_a_request_moments_and_birth_dates_are_held_to_the_services_clock():
+    """A simulation clock may run ahead of the wall clock: its today is not in the future."""
+    simulated = NOW + timedelta(days=400)
+    with fields.clock_of_request(lambda: simulated):
+        assert MOMENT.validate_python(simulated) == simulated
+        assert BIRTH_DATE.validate_python(simulated.date()) == simulated.date()
+        assert refusal(MOMENT, simulated + CLOCK_SKEW + timedelta(seconds=1)).startswith("must not be in the future")
+    assert refusal(MOMENT, simulated).startswith("must not be in the future")  # outside a request: the wall clock
+    assert refusal(BIRTH_DATE, simulated.date()) == "must not be after today"
+
 def test_an_amount_is_taken_from_0_to_the_ceiling_to_the_fen():
     assert AMOUNT.validate_python(Decimal("0")) == 0
     assert AMOUNT.validate_python("0.00") == 0
@@ -89,3 +99,17 @@ def test_a_warning_amount_is_held_to_its_indicators_maximum_under_the_field_amou
     assert error["msg"] == "must be at most 10,000,000 for the indicator high_medical_expense"
     # an unknown indicator is refused later, by the catalogue; its amount is held to the ceiling
     assert WarningIn.model_validate({**row, "indicator": "unknown", "amount": "20000000"}).amount == 20000000
+
+
+def test_as_of_is_a_date_or_a_moment_with_a_time_zone_past_or_future():
+    from contracts.fields import AsOf
+
+    as_of = TypeAdapter(AsOf)
+    assert as_of.validate_python("2026-01-10") == datetime(2026, 1, 10, tzinfo=timezone.utc)  # the day's start, UTC
+    taken = as_of.validate_python("2026-01-01T05:00:00+08:00")
+    assert (taken.utcoffset(), taken.year, taken.date()) == (timedelta(hours=8), 2026, date(2026, 1, 1))  # as written
+    assert as_of.validate_python("2026-01-01T05:00:00 08:00") == taken  # a query string's + arrives as a space
+    assert as_of.validate_python(NOW + timedelta(days=400)) == NOW + timedelta(days=400)  # ahead: what will be due
+    assert refusal(as_of, "2026-01-10T09:30:00").startswith("must be a date (2026-01-10) or a moment with a time zone")
+    assert refusal(as_of, "1999-12-31") == "must be from 2000-01-01T00:00:00Z to 2999-12-31"
+    assert refusal(as_of, "3000-01-01") == "must be from 2000-01-01T00:00:00Z to 2999-12-31"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from contracts.vocabulary import RiskType
-from services.screening.domain import Findings, MissingMonitoringLine, MonitoringLines, recommend
+from services.screening.domain import Eligibility, Findings, MissingMonitoringLine, MonitoringLines, ReasonCode, recommend
 from services.screening.domain.ladder import (
     NOTICE_DAYS, ROLES, CaseState, Category, CloseNotice, CountyDecision, Deliberate, LadderRefused, RaiseObjection,
     RecordVerification, ResolveObjection, Step, TownshipReview, apply, decide,
@@ -55,30 +55,50 @@ def test_lines_load_from_the_shipped_table_and_refuse_a_bad_one(tmp_path):
 
 def test_income_at_or_above_the_line_with_everything_assured_is_not_eligible():
     advice = recommend(findings(per_capita_net_income=LINE), LINE)
-    assert not advice.eligible and "at or above" in advice.reasons[0]
+    assert not advice.eligible and advice.eligibility is Eligibility.NOT_ELIGIBLE
+    [reason] = advice.reasons
+    assert reason.code == ReasonCode.ABOVE_LINE_AND_ASSURED == "above_line_and_assured" and "at or above" in reason.text
 
 
 def test_income_under_the_line_is_eligible():
     advice = recommend(findings(per_capita_net_income=Decimal("7899.99")), LINE)
-    assert advice.eligible and advice.reasons == ("per-capita net income 7899.99 is under the monitoring line 7900",)
+    assert advice.eligible and advice.eligibility is Eligibility.ELIGIBLE
+    assert [(r.code, r.text) for r in advice.reasons] == [
+        ("income_under_line", "per-capita net income 7899.99 is under the monitoring line 7900")]
 
 
 def test_rigid_expenditure_the_income_cannot_bear_is_eligible():
     advice = recommend(findings(per_capita_net_income=Decimal("12000"), rigid_expenditure=Decimal("5000")), LINE)
-    assert advice.eligible and "rigid expenditure 5000 leaves 7000" in advice.reasons[0]
+    [reason] = advice.reasons
+    assert advice.eligible and reason.code == "rigid_expenditure_leaves_under_line"
+    assert "rigid expenditure 5000 leaves 7000" in reason.text
     assert not recommend(findings(per_capita_net_income=Decimal("12000"), rigid_expenditure=Decimal("4000")), LINE).eligible
 
 
-@pytest.mark.parametrize("guarantee, words", [("education_ok", "compulsory education"), ("medical_ok", "basic medical care"),
-                                               ("housing_safe", "safe housing"), ("water_safe", "safe drinking water")])
-def test_each_unmet_guarantee_and_unsafe_water_is_eligible(guarantee, words):
+@pytest.mark.parametrize("guarantee, code, words", [
+    ("education_ok", "education_not_assured", "compulsory education"),
+    ("medical_ok", "medical_care_not_assured", "basic medical care"),
+    ("housing_safe", "housing_not_safe", "safe housing"),
+    ("water_safe", "drinking_water_not_safe", "safe drinking water")])
+def test_each_unmet_guarantee_and_unsafe_water_is_eligible(guarantee, code, words):
     advice = recommend(findings(**{guarantee: False}), LINE)
-    assert advice.eligible and advice.reasons == (f"{words} is not assured",)
+    assert advice.eligible and [(r.code, r.text) for r in advice.reasons] == [(code, f"{words} is not assured")]
 
 
 def test_every_reason_found_is_given():
     advice = recommend(findings(per_capita_net_income=Decimal("5000"), housing_safe=False, water_safe=False), LINE)
-    assert len(advice.reasons) == 3
+    assert [r.code for r in advice.reasons] == ["income_under_line", "housing_not_safe", "drinking_water_not_safe"]
+
+
+def test_every_reason_code_is_stable_snake_case_and_each_reason_has_its_own():
+    """Callers match on the codes (item 6 builds on them): snake_case, one per kind of reason, and
+    every code is given by some finding."""
+    every_kind = [findings(per_capita_net_income=Decimal("5000"), education_ok=False, medical_ok=False,
+                           housing_safe=False, water_safe=False),
+                  findings(per_capita_net_income=Decimal("9000"), rigid_expenditure=Decimal("2000")), findings()]
+    given = [r.code for f in every_kind for r in recommend(f, LINE).reasons]
+    assert sorted(given) == sorted(ReasonCode) and len(set(given)) == len(given)
+    assert all(code.value.replace("_", "").isalpha() and code.value.islower() for code in ReasonCode)
 
 
 # --- the ladder -----------------------------------------------------------------------------------
@@ -121,6 +141,21 @@ def test_the_whole_ladder_to_an_approval():
     assert [e.kind for e in events] == ["CountyDecided", "SubjectIdentified"]
     assert events[1].data == {"category": Category.SUDDEN_HARDSHIP, "risk_types": [RiskType.ILLNESS]}
     assert apply(state, events[-1]).step is Step.CLOSED
+
+
+def test_the_verification_event_records_the_income_year_of_its_line_and_older_events_still_decode():
+    from contracts.screening import HouseholdVerified
+    from services.screening.domain.ladder import as_contract
+
+    state = case()
+    [event] = decide(state, RecordVerification(findings(per_capita_net_income=Decimal("7800")), Decimal("7700"),
+                                               income_year=2025), "grid_worker", TODAY)
+    published = as_contract(state, event)
+    assert (published.income_year, published.monitoring_line, published.eligible) == (2025, Decimal("7700"), False)
+    assert published.reasons == [recommend(findings(per_capita_net_income=Decimal("7800")), Decimal("7700")).reasons[0].text]
+    stored_before = published.model_dump(mode="json")
+    del stored_before["income_year"]
+    assert HouseholdVerified.model_validate(stored_before).income_year is None
 
 
 def test_the_village_not_proposing_closes_the_case_as_rejected():

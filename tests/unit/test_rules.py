@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from contracts.base import EventPayload, decode_payload, upcaster
 from contracts.envelope import verify_chain
 from contracts.intake import HouseholdRegistered, HouseholdUpdated, RiskClueRaised
+from contracts.reference import MissingRegionYearValue
 from contracts.screening import ClueAttachedToCase, VerificationCaseOpened, SubjectRiskAdded
 from contracts.vocabulary import PriorityGroup, ClueChannel, LaborCapacity, RiskType, StaffRole
 from services.intake import domain as intake
@@ -77,23 +78,72 @@ def test_registering_the_same_facts_again_changes_nothing_and_new_facts_update()
     assert isinstance(updated, HouseholdUpdated) and updated.grid_worker_id == "gw-2"
 
 
+MEDICAL = ("medical_insurance", "high_medical_expense")
+THRESHOLDS = intake.IndicatorThresholds({(*MEDICAL, "410721", 2026): Decimal("10000"),
+                                         (*MEDICAL, "410721001", 2026): Decimal("8000")})
+VILLAGE = "410721002001"
+
+
+def judge(department, indicator, amount, over_threshold=None, region_code=VILLAGE, year=2026):
+    return intake.judge_warning(department, indicator, None if amount is None else Decimal(amount), over_threshold,
+                                region_code, year, THRESHOLDS)
+
+
 def test_warnings_map_to_risk_types_through_the_catalogue():
-    assert intake.risk_types_of_warning("civil_affairs", "new_dibao", None, 2026) == [RiskType.INCOME_DROP]
-    assert intake.risk_types_of_warning("medical_insurance", "high_medical_expense", Decimal("9999.99"), 2026) == []
-    assert intake.risk_types_of_warning("medical_insurance", "high_medical_expense", Decimal("10000"), 2026) == [
-        RiskType.ILLNESS, RiskType.EXPENSE_SURGE]
-    assert intake.risk_types_of_warning("medical_insurance", "high_medical_expense", None, 2026) == []
+    assert judge("civil_affairs", "new_dibao", None).risk_types == (RiskType.INCOME_DROP,)
+    assert judge(*MEDICAL, "10000").risk_types == (RiskType.ILLNESS, RiskType.EXPENSE_SURGE)
     with pytest.raises(intake.UnknownIndicator, match="no indicator"):
-        intake.risk_types_of_warning("civil_affairs", "lottery_win", None, 2026)
+        judge("civil_affairs", "lottery_win", None)
     with pytest.raises(intake.UnknownIndicator, match="unknown department"):
-        intake.risk_types_of_warning("tax", "new_dibao", None, 2026)
+        judge("tax", "new_dibao", None)
 
 
-def test_a_yearly_threshold_is_the_one_in_force_in_the_year_observed():
-    indicator = intake.Indicator((RiskType.ILLNESS,), ((2023, Decimal("8000")), (2025, Decimal("12000"))))
-    assert indicator.threshold_in(2022) is None
-    assert [indicator.threshold_in(y) for y in (2023, 2024, 2025, 2030)] == [Decimal("8000"), Decimal("8000"),
-                                                                             Decimal("12000"), Decimal("12000")]
+def test_an_amount_under_the_threshold_of_the_households_region_and_year_points_to_no_risk():
+    below = judge(*MEDICAL, "9999.99")
+    assert below.below_threshold and below.risk_types == () and below.threshold == Decimal("10000")
+    assert judge(*MEDICAL, "10000").threshold == Decimal("10000") and not judge(*MEDICAL, "10000").below_threshold
+    # the township 410721001 has its own threshold: the most specific prefix wins
+    assert not judge(*MEDICAL, "8000", region_code="410721001003").below_threshold
+    assert judge(*MEDICAL, "7999.99", region_code="410721001003").threshold == Decimal("8000")
+
+
+def test_a_departments_own_judgement_of_its_threshold_is_taken_as_given():
+    over = judge(*MEDICAL, "10", over_threshold=True)
+    assert over.risk_types == (RiskType.ILLNESS, RiskType.EXPENSE_SURGE) and over.threshold is None
+    under = judge(*MEDICAL, "50000", over_threshold=False)
+    assert under.below_threshold and under.threshold is None
+    # taken as given, the table is not asked: a region and year it lacks are no error
+    assert not judge(*MEDICAL, None, over_threshold=True, region_code="340421001001", year=2019).below_threshold
+    assert judge("civil_affairs", "new_dibao", None, over_threshold=True).risk_types == (RiskType.INCOME_DROP,)
+
+
+def test_a_region_and_year_without_a_threshold_is_a_configuration_error_naming_the_row_to_add():
+    with pytest.raises(MissingRegionYearValue) as missing:
+        judge(*MEDICAL, "20000", year=2019)
+    assert str(missing.value) == (
+        "no indicator threshold of medical_insurance/high_medical_expense for region 410721002001 in 2019: add a row "
+        "(department,indicator,prefix,year,yuan) for it or for a prefix of it to the indicator-thresholds table "
+        "(FANGPIN_INDICATOR_THRESHOLDS), e.g. medical_insurance,high_medical_expense,410721002001,2019,<yuan>")
+    with pytest.raises(MissingRegionYearValue, match="region 340421001001 in 2026"):
+        judge(*MEDICAL, "20000", region_code="340421001001")
+
+
+def test_a_warning_that_cannot_be_judged_as_sent_names_the_field_to_change():
+    assert intake.warning_problem("civil_affairs", "new_dibao", None, None) is None
+    assert intake.warning_problem(*MEDICAL, Decimal("1"), None) is None
+    assert intake.warning_problem(*MEDICAL, None, True) is None
+    field, code, reason = intake.warning_problem(*MEDICAL, None, None)
+    assert (field, code) == ("amount", "amount_or_judgement_missing") and "give the amount, or over_threshold" in reason
+    field, code, reason = intake.warning_problem("civil_affairs", "new_dibao", None, False)
+    assert (field, code) == ("over_threshold", "over_threshold_without_threshold") and "no threshold" in reason
+    assert intake.warning_problem("civil_affairs", "lottery_win", None, None)[:2] == ("indicator", "indicator_unknown")
+
+
+def test_the_thresholds_table_holds_only_indicators_the_catalogue_gives_a_threshold():
+    with pytest.raises(ValueError, match="civil_affairs/new_dibao is not an indicator with a threshold"):
+        intake.IndicatorThresholds({("civil_affairs", "new_dibao", "410721", 2026): Decimal("1")})
+    with pytest.raises(ValueError, match="medical_insurance/high_medical_expence is not an indicator"):
+        intake.IndicatorThresholds({("medical_insurance", "high_medical_expence", "410721", 2026): Decimal("1")})
 
 
 @pytest.mark.parametrize("department, indicator, risks, observed, status, expected", [
@@ -112,6 +162,39 @@ def test_a_yearly_threshold_is_the_one_in_force_in_the_year_observed():
 ])
 def test_priority_groups_of_the_concentrated_screening(department, indicator, risks, observed, status, expected):
     assert intake.priority_groups(department, indicator, risks, observed, status, current_year=2026) == expected
+
+
+def test_the_groups_of_the_year_are_those_a_clue_of_another_year_is_not_in():
+    """GROUPS_OF_THE_YEAR (what ?priority_group=&as_of= holds to as_of's year) says what priority_groups does."""
+    facts = [("civil_affairs", "new_dibao"), ("civil_affairs", "new_tekun"), ("civil_affairs", "relief_application"),
+             ("rural_revitalization", "income_fell_last_year"), ("rural_revitalization", "quarterly_income_fall")]
+    of_the_year = set()
+    for department, indicator in facts:
+        for risks in ([RiskType.INCOME_DROP], [RiskType.ACCIDENT]):
+            same = intake.priority_groups(department, indicator, risks, 2025, "out_of_poverty", current_year=2025)
+            other = intake.priority_groups(department, indicator, risks, 2025, "out_of_poverty", current_year=2026)
+            of_the_year |= set(same) - set(other)
+    assert of_the_year == intake.GROUPS_OF_THE_YEAR
+
+
+def test_a_december_warning_raised_in_january_is_in_decembers_years_group():
+    """'This year' is the year of the clue's own facts, not of the clock that raises it (issue 14)."""
+    from datetime import datetime, timedelta, timezone
+
+    from services.intake.api.clues import raise_clue
+    from services.intake.store import CLUE_COLUMNS, HouseholdRef
+
+    east8 = timezone(timedelta(hours=8))
+    january = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
+    household = HouseholdRef("H1", "410721001001", "ordinary")
+    for observed_at, year in ((datetime(2025, 12, 28, 9, 0, tzinfo=east8), 2025),
+                              (datetime(2026, 1, 1, 5, 0, tzinfo=east8), 2026),  # 2025 in UTC: the local year counts
+                              (None, 2026)):  # no date of its own: the year it is raised in
+        clue, row = raise_clue("c1", household, ClueChannel.DEPARTMENT_WARNING, january, [RiskType.INCOME_DROP],
+                               department="civil_affairs", source_record_id="MCA-1", indicator="new_dibao",
+                               observed_at=observed_at)
+        assert clue["priority_groups"] == [PriorityGroup.NEW_ALLOWANCE_OR_EXTREME_POVERTY.value]
+        assert dict(zip(CLUE_COLUMNS, row))["period_year"] == year
 
 
 # --- screening and notifier ------------------------------------------------------------------

@@ -14,8 +14,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 from qrcode.image.pure import PyPNGImage
 
+from contracts.fields import FieldProblem, refusal
 from contracts.vocabulary import ClueChannel, RiskType
-from runtime.auth import Principal, bearer_token, command_metadata, decode_token, issue_token, require, require_region
+from runtime.auth import (BEARER, Principal, bearer_token, command_metadata, decode_token, issue_token, require,
+                          require_region)
 from runtime.ids import new_id_str
 from runtime.problems import Problem
 from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
@@ -34,7 +36,8 @@ def declaration_token(settings: Settings, household: store.HouseholdRef) -> str:
 
 
 def declaration_link(settings: Settings, token: str) -> str:
-    return f"{settings.declaration_url}?token={token}"
+    """The one place the QR code's link is made: the declaration page at the public address."""
+    return f"{settings.public_base_url.rstrip('/')}/declare?token={token}"
 
 
 def qr_png(text: str) -> bytes:
@@ -51,7 +54,7 @@ async def household_qr(household_id: str, principal: Principal = Depends(require
     async with ctx.sessions() as session:
         household = await store.household_ref(session, household_id)
     if household is None:
-        raise Problem(404, "Not found", f"no household {household_id}")
+        raise Problem(404, "Not found", f"no household {household_id}", code="household_not_found")
     require_region(principal, household.region_code)
     link = declaration_link(ctx.settings, declaration_token(ctx.settings, household))
     return Response(qr_png(link), media_type="image/png",
@@ -68,7 +71,7 @@ class DeclarationIn(BaseModel):
     @model_validator(mode="after")
     def _someone(self) -> "DeclarationIn":
         if not self.household_id and not self.id_number:
-            raise ValueError("give household_id or id_number")
+            raise refusal(FieldProblem("household_or_id_number_missing", "give household_id or id_number"))
         return self
 
 
@@ -79,21 +82,25 @@ class DeclarationOut(BaseModel):
 
 
 async def household_principal(request: Request, token: str | None = Query(
-        None, description="the token of the household's QR link (or send it as a Bearer token)")) -> Principal:
+        None, description="the token of the household's QR link (or send it as a Bearer token)"),
+        _declared=Depends(BEARER)) -> Principal:
     raw = bearer_token(request) or token
     if raw is None:
-        raise Problem(401, "Unauthorized", "open the link of the household's QR code, or send its token")
+        raise Problem(401, "Unauthorized", "open the link of the household's QR code, or send its token",
+                      code="token_missing")
     principal = decode_token(request.app.state.context.settings, raw)
     if principal.kind != "household":
-        raise Problem(403, "Forbidden", "declarations are made by the household itself, with the token of its QR code")
+        raise Problem(403, "Forbidden", "declarations are made by the household itself, with the token of its QR code",
+                      code="household_token_required")
     return principal
 
 
-@router.post("/declarations", status_code=201, response_model=DeclarationOut)
+# The bearer scheme or none: the household's token may come as ?token= instead (OpenAPI lists alternatives).
+@router.post("/declarations", status_code=201, response_model=DeclarationOut, openapi_extra={"security": [{}]})
 async def declare(body: DeclarationIn, request: Request, principal: Principal = Depends(household_principal),
                   ctx: ServiceContext = Depends(get_context)):
     if body.household_id and body.household_id != principal.sub:
-        raise Problem(403, "Forbidden", "this token belongs to another household")
+        raise Problem(403, "Forbidden", "this token belongs to another household", code="not_own_household")
     vault = store.IdentityVault(ctx.settings)
     now = ctx.clock.now()
 
@@ -102,11 +109,13 @@ async def declare(body: DeclarationIn, request: Request, principal: Principal = 
             id_hash = vault.id_hash(body.id_number)
             household = (await store.households_of_people(uow.session, [id_hash])).get(id_hash)
             if household is None or household.household_id != principal.sub:
-                raise Problem(403, "Forbidden", "this ID number is not a member of the token's household")
+                raise Problem(403, "Forbidden", "this ID number is not a member of the token's household",
+                              code="not_own_household")
         else:
             household = await store.household_ref(uow.session, principal.sub)
             if household is None:
-                raise Problem(404, "Not found", "the household of this token is no longer registered")
+                raise Problem(404, "Not found", "the household of this token is no longer registered",
+                              code="household_not_found")
         declaration_id, clue_id = new_id_str(), new_id_str()
         stream, clue_row = new_clue(clue_id, household, ClueChannel.SELF_DECLARATION, now, list(body.risk_types),
                                     source_record_id=declaration_id, observed_at=now)

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from contracts.fields import birth_date_problem, wall_clock
+from contracts.fields import FieldProblem, birth_date_problem, current_time, refusal
 from services.intake import domain
 
 
@@ -13,9 +13,9 @@ def _valid_id_number(value: str) -> str:
     try:
         born = domain.parse_id_number(value)
     except domain.InvalidIdNumber as exc:
-        raise ValueError(str(exc)) from None
-    if problem := birth_date_problem(born, wall_clock()):  # it becomes the member's birth_date
-        raise ValueError(f"its birth date {born.isoformat()} {problem}")
+        raise refusal(FieldProblem(exc.code, str(exc))) from None
+    if problem := birth_date_problem(born, current_time()):  # it becomes the member's birth_date
+        raise refusal(FieldProblem(problem.code, f"its birth date {born.isoformat()} {problem.message}"))
     return value.strip().upper()
 
 

@@ -1,27 +1,30 @@
-"""Registry: register, update, bulk-import and read households (ID numbers masked)."""
+"""Registry: register, update, bulk-import, read and list households (ID numbers masked), and the
+grid workers' loads."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from contracts.base import decode_payload
-from contracts.fields import BirthDate
+from contracts.fields import BirthDate, FieldProblem, refusal
 from contracts.vocabulary import LaborCapacity
-from runtime.auth import Principal, command_metadata, require, require_region
+from runtime.auth import Principal, command_metadata, region_scope, require, require_region
 from runtime.eventstore import NewEvent, StreamHead
+from runtime.paging import Page, PageRequest, make_page, page_request
 from runtime.problems import Problem
 from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
 from services.intake import domain, store
 from services.intake.api.fields import IdNumber
-from services.intake.api.ndjson import run_ndjson_batch, tally
+from services.intake.api.ndjson import ndjson_body, run_ndjson_batch, tally
 from services.intake.api.warnings import rematch_warnings
 
 router = APIRouter()
 REGISTRARS = ("village_cadre", "grid_worker", "work_team", "township_officer", "county_officer")
+PovertyStatus = Literal["out_of_poverty", "ordinary"]
 
 
 class MemberIn(BaseModel):
@@ -37,7 +40,8 @@ class MemberIn(BaseModel):
     def _birth_date_matches(self) -> "MemberIn":
         born = domain.parse_id_number(self.id_number)
         if self.birth_date is not None and self.birth_date != born:
-            raise ValueError(f"birth_date {self.birth_date} differs from the one in the ID number ({born})")
+            raise refusal(FieldProblem("birth_date_differs_from_id_number",
+                                       f"birth_date {self.birth_date} differs from the one in the ID number ({born})"))
         return self
 
 
@@ -45,7 +49,7 @@ class HouseholdIn(BaseModel):
     household_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     region_code: str = Field(pattern=domain.REGION_CODE.pattern, description="12-digit village code")
     group: str | None = Field(None, max_length=64)
-    poverty_status: Literal["out_of_poverty", "ordinary"]
+    poverty_status: PovertyStatus
     grid_worker_id: str | None = Field(None, max_length=64)
     members: list[MemberIn] = Field(min_length=1, max_length=30)
 
@@ -54,7 +58,7 @@ class HouseholdIn(BaseModel):
     def _distinct_people(cls, members: list[MemberIn]) -> list[MemberIn]:
         seen = [m.id_number for m in members]
         if len(seen) != len(set(seen)):
-            raise ValueError("the same ID number appears twice in one household")
+            raise refusal(FieldProblem("id_number_repeated_in_household", "the same ID number appears twice in one household"))
         return members
 
 
@@ -69,6 +73,7 @@ class HouseholdRow(BaseModel):
     household_id: str | None = None
     outcome: Literal["registered", "updated", "unchanged", "invalid"]
     field: str | None = None
+    code: str | None = Field(None, description="invalid: the rule, a stable code (GET /v1/codes) or pydantic's error type")
     reason: str | None = None
     status: int = Field(422, exclude=True)
 
@@ -114,19 +119,21 @@ async def ingest_households(
             outcomes[line] = row
             continue
 
-        def refuse(field: str, reason: str, status: int = 422) -> None:
+        def refuse(field: str, reason: str, *, code: str, status: int = 422) -> None:
             outcomes[line] = HouseholdRow(line=line, household_id=row.household_id, outcome="invalid",
-                                          field=field, reason=reason, status=status)
+                                          field=field, code=code, reason=reason, status=status)
 
         people = {m.id_number for m in row.members}
         if problem := regions.problem_with(row.region_code):
-            refuse("region_code", problem)
+            refuse("region_code", problem, code="region_not_in_table")
         elif not principal.covers(row.region_code):
-            refuse("region_code", f"outside your region {principal.region or '(none)'}", 403)
+            refuse("region_code", f"outside your region {principal.region or '(none)'}", code="region_outside_scope",
+                   status=403)
         elif row.household_id in seen_households:
-            refuse("household_id", "repeated earlier in this request")
+            refuse("household_id", "repeated earlier in this request", code="household_repeated_in_request")
         elif people & seen_people:
-            refuse("members", "a person appears in two households of this request")
+            refuse("members", "a person appears in two households of this request",
+                   code="person_in_two_households_of_request")
         else:
             seen_households.add(row.household_id)
             seen_people |= people
@@ -143,11 +150,13 @@ async def ingest_households(
         taken = sorted({owners[hashes[m.id_number]].household_id for m in row.members if hashes[m.id_number] in owners} - {row.household_id})
         if current is not None and not principal.covers(current.region_code):
             outcomes[line] = HouseholdRow(line=line, household_id=row.household_id, outcome="invalid", field="region_code",
-                                          reason=f"the household is registered in {current.region_code}, outside your region", status=403)
+                                          code="region_outside_scope", status=403,
+                                          reason=f"the household is registered in {current.region_code}, outside your region")
             continue
         if taken:
             outcomes[line] = HouseholdRow(line=line, household_id=row.household_id, outcome="invalid", field="members",
-                                          reason=f"a member is already registered in household {taken[0]}", status=409)
+                                          code="member_registered_in_other_household", status=409,
+                                          reason=f"a member is already registered in household {taken[0]}")
             continue
         facts = domain.HouseholdFacts(
             household_id=row.household_id, region_code=row.region_code, group=row.group,
@@ -194,7 +203,7 @@ async def register_household(
 
     [result] = await run_command(ctx, command_metadata(principal, request), work)
     if result.outcome == "invalid":
-        raise Problem(result.status, "Refused", f"{result.field}: {result.reason}",
+        raise Problem(result.status, "Refused", f"{result.field}: {result.reason}", code=result.code,
                       errors=[{"field": result.field, "message": result.reason}])
     out = HouseholdOut(household_id=body.household_id, outcome=result.outcome, notices=notices)
     return JSONResponse(out.model_dump(), status_code=201 if result.outcome == "registered" else 200)
@@ -206,11 +215,19 @@ class ImportOutcome(BaseModel):
     updated: int = 0
     unchanged: int = 0
     invalid: int = 0
-    rejected: list[HouseholdRow] = Field(default_factory=list, description="the invalid rows, with line, field and reason")
+    rejected: list[HouseholdRow] = Field(default_factory=list, description="the invalid rows, with line, field, code and reason")
     notices: list[str] = Field(default_factory=list)
 
 
-@router.post("/households:import", response_model=ImportOutcome)
+EXAMPLE_HOUSEHOLD = {
+    "household_id": "H-0001", "region_code": "410721001001", "group": "3", "poverty_status": "out_of_poverty",
+    "grid_worker_id": "gw-1", "members": [
+        {"id_number": "41072119800101001X", "name": "张三", "relation": "head", "labor_capacity": "full"},
+        {"id_number": "410721201003055013", "name": "张小", "relation": "child", "labor_capacity": "none", "in_school": True}],
+}
+
+
+@router.post("/households:import", response_model=ImportOutcome, openapi_extra=ndjson_body(HouseholdIn, EXAMPLE_HOUSEHOLD))
 async def import_households(
     request: Request, principal: Principal = Depends(REGISTRAR), ctx: ServiceContext = Depends(get_context),
 ):
@@ -225,11 +242,69 @@ async def import_households(
         return results, found
 
     async for results, found in run_ndjson_batch(request, ctx, principal, HouseholdIn, ingest, 500,
-                                                lambda line, **why: HouseholdRow(line=line, outcome="invalid", **why)):
+                                                lambda line, **why: HouseholdRow(line=line, outcome="invalid", **why),
+                                                identifiers=("household_id",)):
         notices.update(found)
         tally(summary, results)
     summary.notices = sorted(notices)
     return summary
+
+
+class HouseholdListItem(BaseModel):
+    """A household in a list: no member's ID number or name (a list would hand out many people's at
+    once); GET /v1/households/{household_id} shows one household's members, masked."""
+
+    household_id: str
+    region_code: str
+    group: str | None
+    poverty_status: str
+    grid_worker_id: str | None
+    member_count: int
+    last_visited_at: datetime | None = Field(description="null: never visited")
+
+
+@router.get("/households", response_model=Page[HouseholdListItem])
+async def list_households(
+    region: str | None = Query(None, description="a region prefix inside yours; default: your region"),
+    grid_worker_id: str | None = Query(None, max_length=64),
+    poverty_status: PovertyStatus | None = None,
+    page: PageRequest = Depends(page_request),
+    principal: Principal = Depends(require(kinds=("staff",))),
+    ctx: ServiceContext = Depends(get_context),
+):
+    """Households of a region by household id, to find one and open it."""
+    scope = region_scope(principal, region)
+    async with ctx.sessions() as session:
+        rows = await store.household_page(session, scope, grid_worker_id, poverty_status, page.after, page.limit + 1)
+    return make_page(rows, page, key=lambda r: r.household_id,
+                     item=lambda r: HouseholdListItem.model_validate(r, from_attributes=True))
+
+
+class GridWorkerLoad(BaseModel):
+    grid_worker_id: str
+    household_count: int = Field(description="all the worker's households, the load the limit is about")
+    max_households: int = Field(description="the limit, grid_worker_max_households")
+    overloaded: bool
+
+
+@router.get("/grid-workers", response_model=Page[GridWorkerLoad])
+async def list_grid_workers(
+    region: str | None = Query(None, description="a region prefix inside yours; default: your region"),
+    overloaded: bool | None = Query(None, description="true: only those above the limit; false: only those within it"),
+    page: PageRequest = Depends(page_request),
+    principal: Principal = Depends(require(kinds=("staff",))),
+    ctx: ServiceContext = Depends(get_context),
+):
+    """Grid workers (网格员) with households in a region and how many households each has: those with
+    more than `grid_worker_max_households` (15) are to be given fewer."""
+    scope = region_scope(principal, region)
+    limit = ctx.settings.grid_worker_max_households
+    async with ctx.sessions() as session:
+        rows = await store.grid_worker_page(session, scope, limit if overloaded is True else None,
+                                            limit if overloaded is False else None, page.after, page.limit + 1)
+    return make_page(rows, page, key=lambda r: r.grid_worker_id, item=lambda r: GridWorkerLoad(
+        grid_worker_id=r.grid_worker_id, household_count=r.household_count, max_households=limit,
+        overloaded=domain.grid_worker_overloaded(r.household_count, limit)))
 
 
 @router.get("/households/{household_id}", response_model=HouseholdView)
@@ -242,7 +317,7 @@ async def get_household(
     async with ctx.sessions() as session:
         row = await store.household_row(session, household_id)
         if row is None:
-            raise Problem(404, "Not found", f"no household {household_id}")
+            raise Problem(404, "Not found", f"no household {household_id}", code="household_not_found")
         require_region(principal, row.region_code)
         people = await store.member_rows(session, household_id)
     return HouseholdView(

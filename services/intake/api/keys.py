@@ -35,7 +35,7 @@ async def reencrypt(
         async with ctx.sessions() as session, session.begin():
             resealed = await store.reseal_some(session, vault, limit)
     except store.UnknownEncryptionKey as exc:
-        raise Problem(409, "Encryption key missing", str(exc)) from exc
+        raise Problem(409, "Encryption key missing", str(exc), code="encryption_key_missing") from exc
     async with ctx.sessions() as session:
         remaining = await store.count_sealed_elsewhere(session, vault)
     return ResealOut(key_id=vault.key_id, resealed=resealed, remaining=remaining)

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from contracts.fields import Moment, moment_problem
+from contracts.fields import AS_OF_DESCRIPTION, AsOf, Moment, moment_problem
 from contracts.intake import VisitRecorded
 from contracts.vocabulary import ClueChannel, RiskType
 from runtime.auth import Principal, command_metadata, region_scope, require, require_region
@@ -40,19 +40,22 @@ class VisitOut(BaseModel):
 async def record_visit(body: VisitIn, request: Request, principal: Principal = Depends(VISITORS),
                        ctx: ServiceContext = Depends(get_context)):
     if principal.role == "grid_worker" and body.worker_id != principal.sub:
-        raise Problem(403, "Forbidden", f"a grid worker records their own visits (token is {principal.sub})")
+        raise Problem(403, "Forbidden", f"a grid worker records their own visits (token is {principal.sub})",
+                      code="worker_id_not_token_holder")
     now = ctx.clock.now()
     if problem := moment_problem(body.visited_at, now):  # the same rule again, by the service's clock
-        raise field_error("visited_at", problem)
+        raise field_error("visited_at", problem.message, code=problem.code)
 
     async def work(uow: UnitOfWork) -> VisitOut:
         household = await store.household_ref(uow.session, body.household_id)
         if household is None:
-            raise Problem(404, "Not found", f"no household {body.household_id}; register it first (POST /v1/households)")
+            raise Problem(404, "Not found", f"no household {body.household_id}; register it first (POST /v1/households)",
+                          code="household_not_found")
         require_region(principal, household.region_code)
         if principal.role == "grid_worker" and await store.grid_worker_of(uow.session, household.household_id) != principal.sub:
             raise Problem(403, "Forbidden", f"household {household.household_id} is not one of grid worker "
-                          f"{principal.sub}'s households; a grid worker visits their own households only")
+                          f"{principal.sub}'s households; a grid worker visits their own households only",
+                          code="household_not_assigned_to_grid_worker")
         visit_id = new_id_str()
         clue_id = new_id_str() if body.risk_types else None
         streams = [(StreamHead(f"visit-{visit_id}"), [NewEvent(
@@ -78,20 +81,23 @@ class OverdueView(BaseModel):
     household_id: str
     region_code: str
     grid_worker_id: str | None
-    last_visited_at: datetime | None = Field(description="null: never visited")
+    last_visited_at: datetime | None = Field(description="the last visit by as_of; null: never visited by then")
 
 
 @router.get("/visits/overdue", response_model=Page[OverdueView])
 async def overdue_visits(
     region: str | None = None,
+    as_of: AsOf | None = Query(None, description=AS_OF_DESCRIPTION),
     page: PageRequest = Depends(page_request),
     principal: Principal = Depends(require()),
     ctx: ServiceContext = Depends(get_context),
 ):
-    """Households not visited in the last `visit_interval_days` (7: weekly visits are the rule)."""
+    """Households not visited in the `visit_interval_days` (7: weekly visits are the rule) before now
+    or `as_of`. Only visits made by `as_of` count, so a past `as_of` gives the list as it stood then
+    (with the households registered now) and one ahead the households due by then."""
     scope = region_scope(principal, region)
-    before = ctx.clock.now() - timedelta(days=ctx.settings.visit_interval_days)
+    before = (as_of or ctx.clock.now()) - timedelta(days=ctx.settings.visit_interval_days)
     async with ctx.sessions() as session:
-        rows = await store.overdue_visits_page(session, scope, before, page.after, page.limit + 1)
+        rows = await store.overdue_visits_page(session, scope, as_of, before, page.after, page.limit + 1)
     return make_page(rows, page, key=lambda r: r.household_id,
                      item=lambda r: OverdueView.model_validate(r, from_attributes=True))

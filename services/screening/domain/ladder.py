@@ -49,9 +49,12 @@ class Category(StrEnum):
 
 
 class LadderRefused(Exception):
-    def __init__(self, status: int, message: str, expected_step: Step, allowed_roles: tuple[str, ...] = ()) -> None:
+    """`code` names the rule (contracts/codes.py); `expected_step` the step the case is at."""
+
+    def __init__(self, status: int, message: str, expected_step: Step, allowed_roles: tuple[str, ...] = (), *,
+                 code: str) -> None:
         super().__init__(message)
-        self.status, self.expected_step, self.allowed_roles = status, expected_step, allowed_roles
+        self.status, self.code, self.expected_step, self.allowed_roles = status, code, expected_step, allowed_roles
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -59,8 +62,9 @@ class LadderRefused(Exception):
 @dataclass(frozen=True)
 class RecordVerification:
     findings: Findings
-    monitoring_line: Decimal
+    monitoring_line: Decimal  # yuan per person, the line of `income_year`
     risk_types: tuple[RiskType, ...] = ()
+    income_year: int | None = None  # the year the findings are about, whose line is `monitoring_line`
     step: Step = Step.VERIFICATION_VISIT
 
 
@@ -137,19 +141,19 @@ class CaseState:
 
 def decide(state: CaseState, command: Command, actor_role: str, today: date) -> list[LadderEvent]:
     if state.step is Step.CLOSED:
-        raise LadderRefused(409, "the case is closed", Step.CLOSED)
+        raise LadderRefused(409, "the case is closed", Step.CLOSED, code="case_closed")
     if command.step is not state.step:
         raise LadderRefused(409, f"the case is at {state.step.value}, not {command.step.value}", state.step,
-                            ROLES.get(state.step, ()))
+                            ROLES.get(state.step, ()), code="ladder_step_out_of_order")
     if not isinstance(command, CloseNotice) and actor_role not in ROLES[state.step]:
         raise LadderRefused(403, f"{state.step.value} is for {' or '.join(ROLES[state.step])}, not {actor_role}",
-                            state.step, ROLES[state.step])
+                            state.step, ROLES[state.step], code="ladder_role_not_allowed")
     match command:
-        case RecordVerification(findings=findings, monitoring_line=line, risk_types=risks):
+        case RecordVerification(findings=findings, monitoring_line=line, risk_types=risks, income_year=year):
             advice = recommend(findings, line)
             return [LadderEvent("HouseholdVerified", Step.VILLAGE_DELIBERATION, {
-                **asdict(findings), "eligible": advice.eligible, "reasons": list(advice.reasons), "monitoring_line": line,
-                "risk_types": list(risks) or list(state.risk_types)})]
+                **asdict(findings), "eligible": advice.eligible, "reasons": [r.text for r in advice.reasons],
+                "monitoring_line": line, "income_year": year, "risk_types": list(risks) or list(state.risk_types)})]
         case Deliberate(decision="propose", attendees=attendees, minutes=minutes):
             return [LadderEvent("VillageDeliberated", Step.PUBLIC_NOTICE,
                                 {"decision": "propose", "attendees": attendees, "minutes": minutes}),
@@ -162,12 +166,14 @@ def decide(state: CaseState, command: Command, actor_role: str, today: date) -> 
                                 {"level": "village", "reason": minutes or "not proposed by the village deliberation"})]
         case RaiseObjection(objection_id=objection_id, by=by, reason=reason):
             if state.notice_ends is not None and today >= state.notice_ends:
-                raise LadderRefused(409, f"the notice ended on {state.notice_ends}", state.step, ROLES[state.step])
+                raise LadderRefused(409, f"the notice ended on {state.notice_ends}", state.step, ROLES[state.step],
+                                    code="public_notice_ended")
             return [LadderEvent("ObjectionRaised", Step.PUBLIC_NOTICE,
                                 {"objection_id": objection_id, "by": by, "reason": reason})]
         case ResolveObjection(objection_id=objection_id, upheld=upheld, note=note):
             if objection_id not in state.open_objections:
-                raise LadderRefused(404, f"no open objection {objection_id}", state.step, ROLES[state.step])
+                raise LadderRefused(404, f"no open objection {objection_id}", state.step, ROLES[state.step],
+                                    code="objection_not_open")
             resolved = LadderEvent("ObjectionResolved", Step.PUBLIC_NOTICE,
                                    {"objection_id": objection_id, "upheld": upheld, "note": note})
             if not upheld:
@@ -188,12 +194,13 @@ def decide(state: CaseState, command: Command, actor_role: str, today: date) -> 
         case CountyDecision(decision="approve", category=category, risk_types=risks):
             if category is None or not risks:
                 raise LadderRefused(422, "an approval names the category and at least one risk type", state.step,
-                                    ROLES[state.step])
+                                    ROLES[state.step], code="approval_without_category_or_risk_types")
             return [LadderEvent("CountyDecided", Step.CLOSED, {"decision": "approve"}),
                     LadderEvent("SubjectIdentified", Step.CLOSED, {"category": category, "risk_types": list(risks)})]
         case CountyDecision(decision="reject", reason=reason):
             if not reason.strip():
-                raise LadderRefused(422, "a rejection gives its reason", state.step, ROLES[state.step])
+                raise LadderRefused(422, "a rejection gives its reason", state.step, ROLES[state.step],
+                                    code="rejection_without_reason")
             return [LadderEvent("CountyDecided", Step.CLOSED, {"decision": "reject"}),
                     LadderEvent("IdentificationRejected", Step.CLOSED, {"level": "county", "reason": reason})]
     raise AssertionError(f"unhandled command {command!r}")
