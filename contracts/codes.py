@@ -155,3 +155,15 @@ CODES: dict[str, Code] = {entry.code: entry for entry in REGISTERED}
 def text_zh(code: str) -> str | None:
     """The Chinese term of a registered code, where the source documents give one."""
     return CODES[code].text_zh
+
+
+class Refusal(Exception):
+    """A domain rule refused a command. `code` names the rule (registered above); `details` are what
+    a caller needs to act on it (the step a case expects, the roles that may take it). It knows
+    nothing of HTTP: each service maps its kinds of refusal to a status in one place
+    (ServiceDefinition.refusal_statuses), and the app factory turns them into problem documents."""
+
+    def __init__(self, code: str, message: str, **details) -> None:
+        assert code in CODES, f"unregistered code {code!r}"
+        super().__init__(message)
+        self.code, self.details = code, details

@@ -113,7 +113,7 @@ def create_app(
         lifespan=lifespan,
         **docs_urls(settings),
     )
-    install_problem_handlers(app)
+    install_problem_handlers(app, definition.refusal_statuses)
 
     @app.exception_handler(ConcurrencyConflict)
     async def _conflict(request: Request, exc: ConcurrencyConflict):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 import jwt
@@ -122,6 +122,12 @@ def require(*roles: str, kinds: tuple[PrincipalKind, ...] = ("staff",)):
         return principal
 
     return check
+
+
+# Any member of staff, whatever their role (a route's parameter `principal: Staff`).
+Staff = Annotated[Principal, Depends(require(kinds=("staff",)))]
+# Any member of staff or system, whatever their role.
+StaffOrSystem = Annotated[Principal, Depends(require(kinds=("staff", "system")))]
 
 
 def require_region(principal: Principal, region_code: str | None) -> None:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import base64
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from typing import Annotated, Any, Callable, Generic, Sequence, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from runtime.problems import field_error
@@ -33,6 +33,10 @@ async def page_request(
         except (ValueError, UnicodeDecodeError):
             raise field_error("cursor", "not a cursor this API gave out", code="cursor_invalid") from None
     return PageRequest(after=after, limit=limit)
+
+
+# A list route's parameter `page: Paging` reads `?cursor=&limit=`.
+Paging = Annotated[PageRequest, Depends(page_request)]
 
 
 def make_page(rows: Sequence[Any], request: PageRequest, key: Callable[[Any], str], item: Callable[[Any], T]) -> Page[T]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 import asyncpg
@@ -141,10 +142,27 @@ def _unreadable_body(cause: BaseException | None) -> Problem | None:
                    errors=[{"field": "(body)", "message": message}])
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+_REFUSAL_TITLES = {403: "Forbidden", 404: "Not found", 409: "Conflict", 422: "Invalid request"}  # as the rest say
+
+
+def _refusal_handler(status: int):
+    """A domain refusal (contracts.codes.Refusal) as a problem document of `status`."""
+
+    async def handle(request: Request, refusal: Exception):
+        details = getattr(refusal, "details", {})
+        title = _REFUSAL_TITLES.get(status) or HTTPStatus(status).phrase
+        return problem_response(Problem(status, title, str(refusal), code=refusal.code, **details), request)
+
+    return handle
+
+
+def install_problem_handlers(app: FastAPI, refusal_statuses: dict[type[Exception], int] | None = None) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem):
         return problem_response(exc, request)
+
+    for refusal, status in (refusal_statuses or {}).items():
+        app.add_exception_handler(refusal, _refusal_handler(status))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from contracts.envelope import EventEnvelope
@@ -92,7 +92,14 @@ class ServiceDefinition:
     reference_data: dict[str, Callable[[str | None], Any]] = field(default_factory=dict)
     # More start-up checks of the service's settings: each returns what is wrong (empty: nothing).
     start_checks: list[Callable[[Settings], list[str]]] = field(default_factory=list)
+    # The one mapping of the service's domain refusals (contracts.codes.Refusal subclasses) to HTTP
+    # statuses; the app factory answers each with a problem document carrying its code and details.
+    refusal_statuses: dict[type[Exception], int] = field(default_factory=dict)
 
 
 async def get_context(request: Request) -> ServiceContext:
     return request.app.state.context
+
+
+# A route's parameter `ctx: Context` is handed the service's context.
+Context = Annotated[ServiceContext, Depends(get_context)]

@@ -1,26 +1,18 @@
-"""intake's tables and queries. ID numbers and names are kept encrypted (AES-GCM); a keyed hash
-(HMAC-SHA256) of the ID number is what matching uses."""
+"""intake's tables and queries. ID numbers, names and phones are kept sealed by the IdentityVault
+(vault.py); a keyed hash of the ID number is what matching uses."""
 from __future__ import annotations
 
-import csv
-import hmac
-import os
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.reference import read_region_year_csv
 from runtime.bulk import copy_records, insert_rows, update_rows
-from runtime.settings import Settings
-from services.intake.domain import IndicatorThresholds, RegionTable
+from services.intake.vault import IdentityVault
 
 metadata = sa.MetaData()
 
@@ -107,59 +99,18 @@ declarations = sa.Table(
     sa.Column("declared_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-
-class IdentityVault:
-    """Keyed hash for matching and authenticated encryption for storage of personal data.
-
-    A sealed value names the key that sealed it: version byte 1, the key id's length and the key id,
-    then nonce and ciphertext. Values sealed under an old key (`id_encryption_old_keys`) still open;
-    `reseal` moves one to the current key (POST /v1/keys:reencrypt)."""
-
-    VERSION = 1
-
-    def __init__(self, settings: Settings) -> None:
-        self._hash_key = bytes.fromhex(settings.id_hash_key)
-        self.key_id = settings.id_encryption_key_id
-        self._aeads = {kid: AESGCM(bytes.fromhex(key)) for kid, key in settings.id_encryption_old_keys.items()}
-        self._aeads[self.key_id] = AESGCM(bytes.fromhex(settings.id_encryption_key))
-        self.header = self.header_of(self.key_id)
-
-    @classmethod
-    def header_of(cls, key_id: str) -> bytes:
-        encoded = key_id.encode()
-        return bytes([cls.VERSION, len(encoded)]) + encoded
-
-    def id_hash(self, id_number: str) -> str:
-        return hmac.digest(self._hash_key, id_number.strip().upper().encode(), "sha256").hex()
-
-    def member_id(self, id_number: str) -> str:
-        return "m-" + self.id_hash(id_number)[:24]
-
-    def encrypt(self, plain: str) -> bytes:
-        nonce = os.urandom(12)
-        return self.header + nonce + self._aeads[self.key_id].encrypt(nonce, plain.encode(), None)
-
-    def decrypt(self, blob: bytes) -> str:
-        key_id, sealed = self._split(blob)
-        aead = self._aeads.get(key_id)
-        if aead is None:
-            raise UnknownEncryptionKey(f"a record is sealed under encryption key id {key_id!r}, which is not "
-                                       "configured: add it to FANGPIN_ID_ENCRYPTION_OLD_KEYS")
-        return aead.decrypt(sealed[:12], sealed[12:], None).decode()
-
-    def reseal(self, blob: bytes) -> bytes:
-        return blob if blob.startswith(self.header) else self.encrypt(self.decrypt(blob))
-
-    @classmethod
-    def _split(cls, blob: bytes) -> tuple[str, bytes]:
-        if len(blob) < 2 or blob[0] != cls.VERSION:
-            raise ValueError("not a sealed value of version 1")
-        end = 2 + blob[1]
-        return blob[2:end].decode(), blob[end:]
-
-
-class UnknownEncryptionKey(LookupError):
-    """A stored value names a key id the service was not given."""
+# Indexes, as the migrations make them (tests/integration/runtime/test_tables_match_migrations.py).
+sa.Index("households_region", households.c.region_code)
+sa.Index("households_region_last_visit", households.c.region_code, households.c.last_visited_at)
+sa.Index("households_grid_worker", households.c.grid_worker_id)
+sa.Index("members_household", members.c.household_id)
+sa.Index("warnings_unmatched", warnings.c.id_hash, postgresql_where=sa.text("status = 'unmatched'"))
+sa.Index("warnings_below_threshold", warnings.c.department, warnings.c.source_record_id,
+         postgresql_where=sa.text("status = 'below_threshold'"))
+sa.Index("clues_region", clues.c.region_code)
+sa.Index("clues_priority_groups", clues.c.priority_groups, postgresql_using="gin")
+sa.Index("visits_household", visits.c.household_id, visits.c.visited_at)
+sa.Index("declarations_household", declarations.c.household_id)
 
 
 # Columns holding values sealed by the vault: (table, its key column, sealed columns).
@@ -259,24 +210,6 @@ async def warnings_page(session: AsyncSession, status: str, department: str | No
     if after:
         query = query.where(sa.tuple_(warnings.c.department, warnings.c.source_record_id) > after)
     return (await session.execute(query.order_by(warnings.c.department, warnings.c.source_record_id).limit(limit))).all()
-
-
-@lru_cache(maxsize=4)
-def load_region_table(path: str | None) -> RegionTable:
-    source = Path(path) if path else Path(__file__).parent / "data" / "regions-410721-demo.csv"
-    with source.open(newline="", encoding="utf-8") as f:
-        codes = {row["code"].strip() for row in csv.DictReader(f)}
-    return RegionTable(frozenset(c for c in codes if len(c) == 12 and not c.endswith("000")))
-
-
-@lru_cache(maxsize=4)
-def load_indicator_thresholds(path: str | None) -> IndicatorThresholds:
-    source = Path(path) if path else Path(__file__).parent / "data" / "indicator-thresholds-demo.csv"
-    rows = read_region_year_csv(source, IndicatorThresholds.KEY_COLUMNS)
-    try:
-        return IndicatorThresholds(rows)
-    except ValueError as exc:
-        raise ValueError(f"{source}: {exc}") from None
 
 
 class HouseholdRef(NamedTuple):

@@ -1,6 +1,7 @@
 """Wiring of screening."""
 from runtime.service import ServiceDefinition
-from services.screening import api, handlers
+from services.screening import api, handlers, jobs, reference
+from services.screening.domain import Invalid, NotAllowed, NotFound, OutOfOrder
 
 SERVICE = ServiceDefinition(
     name="screening",
@@ -8,6 +9,7 @@ SERVICE = ServiceDefinition(
     routers=[api.router],
     consumes=("intake", "exit_review"),
     handlers=handlers.HANDLERS,
-    periodic=[("scheduler_seconds", handlers.run_checks)],
-    reference_data={"monitoring_lines": api.monitoring_lines},
+    periodic=[("scheduler_seconds", jobs.run_checks)],
+    reference_data={"monitoring_lines": reference.monitoring_lines},
+    refusal_statuses={NotAllowed: 403, NotFound: 404, OutOfOrder: 409, Invalid: 422},
 )

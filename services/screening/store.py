@@ -71,6 +71,14 @@ quality_issues = sa.Table(
     sa.Column("raised_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Indexes, as the migrations make them (tests/integration/runtime/test_tables_match_migrations.py).
+sa.Index("cases_one_open_per_household", cases.c.household_id, unique=True, postgresql_where=sa.text("status = 'open'"))
+sa.Index("cases_region", cases.c.region_code)
+sa.Index("cases_notice_ends", cases.c.notice_ends, postgresql_where=sa.text("step = 'public_notice'"))
+sa.Index("subjects_region", subjects.c.region_code)
+sa.Index("allowance_watch_pending", allowance_watch.c.observed_at, postgresql_where=sa.text("checked_at is null"))
+sa.Index("quality_issues_region", quality_issues.c.region_code)
+
 
 async def open_cases_of(session: AsyncSession, household_ids: list[str]) -> dict[str, OpenCase]:
     """household_id -> its open case, for those of these households that have one (one query)."""

@@ -20,7 +20,7 @@ from runtime.keys import local_keys
 from runtime.problems import Problem
 from runtime.settings import Settings
 from runtime.startup import REFUSED_EXIT_CODE
-from services.intake.store import IdentityVault
+from services.intake.vault import IdentityVault
 from tests.factories import household
 from tests.security.container import DEPLOYMENT_DATA, ROOT, container_environment, run_container
 

@@ -3,23 +3,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from contracts.fields import AS_OF_DESCRIPTION, AsOf, Moment, moment_problem
-from contracts.intake import VisitRecorded
-from contracts.vocabulary import ClueChannel, RiskType
-from runtime.auth import Principal, command_metadata, region_scope, require, require_region
-from runtime.eventstore import NewEvent, StreamHead
-from runtime.ids import new_id_str
-from runtime.paging import Page, PageRequest, make_page, page_request
-from runtime.problems import Problem, field_error
-from runtime.service import ServiceContext, UnitOfWork, get_context, run_command
-from services.intake import store
-from services.intake.api.clues import new_clue
+from contracts.vocabulary import RiskType
+from runtime.auth import Staff, command_metadata, region_scope
+from runtime.paging import Page, Paging, make_page
+from runtime.problems import field_error
+from runtime.service import Context
+from services.intake import commands, store
+from services.intake.api.deps import Visitor
 
 router = APIRouter()
-VISITORS = require("grid_worker", "village_cadre", "work_team", "township_officer")
 
 
 class VisitIn(BaseModel):
@@ -37,44 +33,11 @@ class VisitOut(BaseModel):
 
 
 @router.post("/visits", status_code=201, response_model=VisitOut)
-async def record_visit(body: VisitIn, request: Request, principal: Principal = Depends(VISITORS),
-                       ctx: ServiceContext = Depends(get_context)):
-    if principal.role == "grid_worker" and body.worker_id != principal.sub:
-        raise Problem(403, "Forbidden", f"a grid worker records their own visits (token is {principal.sub})",
-                      code="worker_id_not_token_holder")
-    now = ctx.clock.now()
-    if problem := moment_problem(body.visited_at, now):  # the same rule again, by the service's clock
+async def record_visit(body: VisitIn, request: Request, principal: Visitor, ctx: Context):
+    if problem := moment_problem(body.visited_at, ctx.clock.now()):  # the same rule again, by the service's clock
         raise field_error("visited_at", problem.message, code=problem.code)
-
-    async def work(uow: UnitOfWork) -> VisitOut:
-        household = await store.household_ref(uow.session, body.household_id)
-        if household is None:
-            raise Problem(404, "Not found", f"no household {body.household_id}; register it first (POST /v1/households)",
-                          code="household_not_found")
-        require_region(principal, household.region_code)
-        if principal.role == "grid_worker" and await store.grid_worker_of(uow.session, household.household_id) != principal.sub:
-            raise Problem(403, "Forbidden", f"household {household.household_id} is not one of grid worker "
-                          f"{principal.sub}'s households; a grid worker visits their own households only",
-                          code="household_not_assigned_to_grid_worker")
-        visit_id = new_id_str()
-        clue_id = new_id_str() if body.risk_types else None
-        streams = [(StreamHead(f"visit-{visit_id}"), [NewEvent(
-            VisitRecorded(visit_id=visit_id, household_id=household.household_id, worker_id=body.worker_id,
-                          visited_at=body.visited_at, risk_types=body.risk_types, clue_id=clue_id),
-            household_id=household.household_id, region_code=household.region_code, occurred_at=body.visited_at)])]
-        if clue_id:
-            stream, clue_row = new_clue(clue_id, household, ClueChannel.GRID_VISIT, now, list(body.risk_types),
-                                        worker_id=body.worker_id, source_record_id=visit_id, observed_at=body.visited_at)
-            streams.append(stream)
-            await store.insert_clues(uow.session, [clue_row])
-        await uow.append_many(streams)
-        await store.record_visit(uow.session, {
-            "visit_id": visit_id, "household_id": household.household_id, "worker_id": body.worker_id,
-            "visited_at": body.visited_at, "risk_types": [r.value for r in body.risk_types], "notes": body.notes,
-            "clue_id": clue_id, "recorded_at": now})
-        return VisitOut(visit_id=visit_id, household_id=household.household_id, clue_id=clue_id)
-
-    return await run_command(ctx, command_metadata(principal, request), work)
+    visit = await commands.record_visit(ctx, command_metadata(principal, request), principal, body)
+    return VisitOut(visit_id=visit.visit_id, household_id=visit.household_id, clue_id=visit.clue_id)
 
 
 class OverdueView(BaseModel):
@@ -86,11 +49,12 @@ class OverdueView(BaseModel):
 
 @router.get("/visits/overdue", response_model=Page[OverdueView])
 async def overdue_visits(
+    *,
     region: str | None = None,
     as_of: AsOf | None = Query(None, description=AS_OF_DESCRIPTION),
-    page: PageRequest = Depends(page_request),
-    principal: Principal = Depends(require()),
-    ctx: ServiceContext = Depends(get_context),
+    page: Paging,
+    principal: Staff,
+    ctx: Context,
 ):
     """Households not visited in the `visit_interval_days` (7: weekly visits are the rule) before now
     or `as_of`. Only visits made by `as_of` count, so a past `as_of` gives the list as it stood then

@@ -2,21 +2,28 @@
 verification visit 入户核查 → village deliberation 村级评议 → public notice 公示 (5 days, objections)
 → township review 乡镇初审 → county decision 县级审定.
 
-`decide(state, command, actor_role, today)` returns the events of an allowed step or raises
-LadderRefused naming the step the case expects and who may take it. `apply` folds events into state.
+`decide(state, command, actor_role, today)` returns the events (contracts/screening.py) of an
+allowed step, or raises a refusal (domain/refusals.py) naming the step the case expects and who may
+take it. `apply` folds events into state.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Literal
 
-from contracts.base import EventPayload, payload_class
-from contracts.screening import ClueAttachedToCase, VerificationCaseOpened
+from contracts.base import EventPayload
+from contracts.codes import text_zh
+from contracts.screening import (
+    CaseReturned, ClueAttachedToCase, CountyDecided, HouseholdVerified, IdentificationRejected, ObjectionRaised,
+    ObjectionResolved, PublicNoticeClosed, PublicNoticePosted, SubjectIdentified, TownshipReviewed, VerificationCaseOpened,
+    VillageDeliberated,
+)
 from contracts.vocabulary import RiskType
 from services.screening.domain.eligibility import Findings, recommend
+from services.screening.domain.refusals import Invalid, NotAllowed, NotFound, OutOfOrder
 
 NOTICE_DAYS = 5
 
@@ -48,13 +55,9 @@ class Category(StrEnum):
     SUDDEN_HARDSHIP = "sudden_hardship"  # 突发严重困难户
 
 
-class LadderRefused(Exception):
-    """`code` names the rule (contracts/codes.py); `expected_step` the step the case is at."""
-
-    def __init__(self, status: int, message: str, expected_step: Step, allowed_roles: tuple[str, ...] = (), *,
-                 code: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.expected_step, self.allowed_roles = status, code, expected_step, allowed_roles
+def _expecting(step: Step, allowed_roles: tuple[str, ...] = ()) -> dict:
+    """What every ladder refusal tells the caller: the step the case is at (with its Chinese term) and who may take it."""
+    return {"expected_step": step.value, "expected_step_zh": text_zh(step), "allowed_roles": list(allowed_roles)}
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -118,15 +121,6 @@ class CountyDecision:
 Command = RecordVerification | Deliberate | RaiseObjection | ResolveObjection | CloseNotice | TownshipReview | CountyDecision
 
 
-# --- events (plain records here; the service maps them onto contracts) -------------------------------
-
-@dataclass(frozen=True)
-class LadderEvent:
-    kind: str
-    step_after: Step
-    data: dict = field(default_factory=dict)
-
-
 @dataclass(frozen=True)
 class CaseState:
     case_id: str
@@ -139,93 +133,85 @@ class CaseState:
     risk_types: tuple[RiskType, ...] = ()
 
 
-def decide(state: CaseState, command: Command, actor_role: str, today: date) -> list[LadderEvent]:
+def decide(state: CaseState, command: Command, actor_role: str, today: date) -> list[EventPayload]:
     if state.step is Step.CLOSED:
-        raise LadderRefused(409, "the case is closed", Step.CLOSED, code="case_closed")
+        raise OutOfOrder("case_closed", "the case is closed", **_expecting(Step.CLOSED))
     if command.step is not state.step:
-        raise LadderRefused(409, f"the case is at {state.step.value}, not {command.step.value}", state.step,
-                            ROLES.get(state.step, ()), code="ladder_step_out_of_order")
+        raise OutOfOrder("ladder_step_out_of_order", f"the case is at {state.step.value}, not {command.step.value}",
+                         **_expecting(state.step, ROLES.get(state.step, ())))
     if not isinstance(command, CloseNotice) and actor_role not in ROLES[state.step]:
-        raise LadderRefused(403, f"{state.step.value} is for {' or '.join(ROLES[state.step])}, not {actor_role}",
-                            state.step, ROLES[state.step], code="ladder_role_not_allowed")
+        raise NotAllowed("ladder_role_not_allowed", f"{state.step.value} is for {' or '.join(ROLES[state.step])}, not {actor_role}",
+                         **_expecting(state.step, ROLES[state.step]))
+    case = {"case_id": state.case_id, "household_id": state.household_id}  # what every event of the case names
     match command:
         case RecordVerification(findings=findings, monitoring_line=line, risk_types=risks, income_year=year):
             advice = recommend(findings, line)
-            return [LadderEvent("HouseholdVerified", Step.VILLAGE_DELIBERATION, {
-                **asdict(findings), "eligible": advice.eligible, "reasons": [r.text for r in advice.reasons],
-                "monitoring_line": line, "income_year": year, "risk_types": list(risks) or list(state.risk_types)})]
+            return [HouseholdVerified(
+                **case, step=Step.VILLAGE_DELIBERATION, **asdict(findings), eligible=advice.eligible,
+                reasons=[r.text for r in advice.reasons], monitoring_line=line, income_year=year,
+                risk_types=list(risks) or list(state.risk_types))]
         case Deliberate(decision="propose", attendees=attendees, minutes=minutes):
-            return [LadderEvent("VillageDeliberated", Step.PUBLIC_NOTICE,
-                                {"decision": "propose", "attendees": attendees, "minutes": minutes}),
-                    LadderEvent("PublicNoticePosted", Step.PUBLIC_NOTICE,
-                                {"ends_on": today + timedelta(days=NOTICE_DAYS)})]
+            return [VillageDeliberated(**case, step=Step.PUBLIC_NOTICE, decision="propose", attendees=attendees, minutes=minutes),
+                    PublicNoticePosted(**case, step=Step.PUBLIC_NOTICE, ends_on=today + timedelta(days=NOTICE_DAYS))]
         case Deliberate(decision="not_propose", attendees=attendees, minutes=minutes):
-            return [LadderEvent("VillageDeliberated", Step.CLOSED,
-                                {"decision": "not_propose", "attendees": attendees, "minutes": minutes}),
-                    LadderEvent("IdentificationRejected", Step.CLOSED,
-                                {"level": "village", "reason": minutes or "not proposed by the village deliberation"})]
+            return [VillageDeliberated(**case, step=Step.CLOSED, decision="not_propose", attendees=attendees, minutes=minutes),
+                    IdentificationRejected(**case, step=Step.CLOSED, level="village",
+                                           reason=minutes or "not proposed by the village deliberation")]
         case RaiseObjection(objection_id=objection_id, by=by, reason=reason):
             if state.notice_ends is not None and today >= state.notice_ends:
-                raise LadderRefused(409, f"the notice ended on {state.notice_ends}", state.step, ROLES[state.step],
-                                    code="public_notice_ended")
-            return [LadderEvent("ObjectionRaised", Step.PUBLIC_NOTICE,
-                                {"objection_id": objection_id, "by": by, "reason": reason})]
+                raise OutOfOrder("public_notice_ended", f"the notice ended on {state.notice_ends}",
+                                 **_expecting(state.step, ROLES[state.step]))
+            return [ObjectionRaised(**case, step=Step.PUBLIC_NOTICE, objection_id=objection_id, by=by, reason=reason)]
         case ResolveObjection(objection_id=objection_id, upheld=upheld, note=note):
             if objection_id not in state.open_objections:
-                raise LadderRefused(404, f"no open objection {objection_id}", state.step, ROLES[state.step],
-                                    code="objection_not_open")
-            resolved = LadderEvent("ObjectionResolved", Step.PUBLIC_NOTICE,
-                                   {"objection_id": objection_id, "upheld": upheld, "note": note})
+                raise NotFound("objection_not_open", f"no open objection {objection_id}",
+                               **_expecting(state.step, ROLES[state.step]))
             if not upheld:
-                return [resolved]
-            return [replace(resolved, step_after=Step.VILLAGE_DELIBERATION),
-                    LadderEvent("CaseReturned", Step.VILLAGE_DELIBERATION,
-                                {"by": "public_notice", "reason": note or "an objection was upheld"})]
+                return [ObjectionResolved(**case, step=Step.PUBLIC_NOTICE, objection_id=objection_id, upheld=False, note=note)]
+            return [ObjectionResolved(**case, step=Step.VILLAGE_DELIBERATION, objection_id=objection_id, upheld=True, note=note),
+                    CaseReturned(**case, step=Step.VILLAGE_DELIBERATION, by="public_notice",
+                                 reason=note or "an objection was upheld")]
         case CloseNotice():
             if state.notice_ends is None or today < state.notice_ends or state.open_objections:
                 return []
-            return [LadderEvent("PublicNoticeClosed", Step.TOWNSHIP_REVIEW, {"ended_on": state.notice_ends})]
+            return [PublicNoticeClosed(**case, step=Step.TOWNSHIP_REVIEW, ended_on=state.notice_ends)]
         case TownshipReview(decision="pass", comment=comment):
-            return [LadderEvent("TownshipReviewed", Step.COUNTY_DECISION, {"decision": "pass", "comment": comment})]
+            return [TownshipReviewed(**case, step=Step.COUNTY_DECISION, decision="pass", comment=comment)]
         case TownshipReview(decision="return", comment=comment):
-            return [LadderEvent("TownshipReviewed", Step.VERIFICATION_VISIT, {"decision": "return", "comment": comment}),
-                    LadderEvent("CaseReturned", Step.VERIFICATION_VISIT,
-                                {"by": "township_review", "reason": comment or "returned by the township"})]
+            return [TownshipReviewed(**case, step=Step.VERIFICATION_VISIT, decision="return", comment=comment),
+                    CaseReturned(**case, step=Step.VERIFICATION_VISIT, by="township_review",
+                                 reason=comment or "returned by the township")]
         case CountyDecision(decision="approve", category=category, risk_types=risks):
             if category is None or not risks:
-                raise LadderRefused(422, "an approval names the category and at least one risk type", state.step,
-                                    ROLES[state.step], code="approval_without_category_or_risk_types")
-            return [LadderEvent("CountyDecided", Step.CLOSED, {"decision": "approve"}),
-                    LadderEvent("SubjectIdentified", Step.CLOSED, {"category": category, "risk_types": list(risks)})]
+                raise Invalid("approval_without_category_or_risk_types",
+                              "an approval names the category and at least one risk type",
+                              **_expecting(state.step, ROLES[state.step]))
+            return [CountyDecided(**case, step=Step.CLOSED, decision="approve"),
+                    SubjectIdentified(**case, step=Step.CLOSED, category=category, risk_types=list(risks))]
         case CountyDecision(decision="reject", reason=reason):
             if not reason.strip():
-                raise LadderRefused(422, "a rejection gives its reason", state.step, ROLES[state.step],
-                                    code="rejection_without_reason")
-            return [LadderEvent("CountyDecided", Step.CLOSED, {"decision": "reject"}),
-                    LadderEvent("IdentificationRejected", Step.CLOSED, {"level": "county", "reason": reason})]
+                raise Invalid("rejection_without_reason", "a rejection gives its reason",
+                              **_expecting(state.step, ROLES[state.step]))
+            return [CountyDecided(**case, step=Step.CLOSED, decision="reject"),
+                    IdentificationRejected(**case, step=Step.CLOSED, level="county", reason=reason)]
     raise AssertionError(f"unhandled command {command!r}")
 
 
-def apply(state: CaseState, event: LadderEvent) -> CaseState:
-    state = replace(state, step=event.step_after)
-    match event.kind:
-        case "HouseholdVerified":
-            return replace(state, eligible=event.data["eligible"], risk_types=tuple(event.data["risk_types"]))
-        case "PublicNoticePosted":
-            return replace(state, notice_ends=event.data["ends_on"], open_objections=frozenset())
-        case "ObjectionRaised":
-            return replace(state, open_objections=state.open_objections | {event.data["objection_id"]})
-        case "ObjectionResolved":
-            return replace(state, open_objections=state.open_objections - {event.data["objection_id"]})
-        case "CaseReturned":
+def apply(state: CaseState, event: EventPayload) -> CaseState:
+    """`event.step` is where the case stands after it."""
+    state = replace(state, step=Step(event.step))
+    match event:
+        case HouseholdVerified():
+            return replace(state, eligible=event.eligible, risk_types=tuple(event.risk_types))
+        case PublicNoticePosted():
+            return replace(state, notice_ends=event.ends_on, open_objections=frozenset())
+        case ObjectionRaised():
+            return replace(state, open_objections=state.open_objections | {event.objection_id})
+        case ObjectionResolved():
+            return replace(state, open_objections=state.open_objections - {event.objection_id})
+        case CaseReturned():
             return replace(state, notice_ends=None, open_objections=frozenset())
     return state
-
-
-def as_contract(state: CaseState, event: LadderEvent) -> EventPayload:
-    """The published form of a ladder event (contracts/screening.py)."""
-    cls = payload_class(event.kind)
-    return cls(case_id=state.case_id, household_id=state.household_id, step=event.step_after.value, **event.data)
 
 
 def case_from_history(history: list[EventPayload]) -> CaseState:
@@ -239,5 +225,5 @@ def case_from_history(history: list[EventPayload]) -> CaseState:
         if isinstance(payload, ClueAttachedToCase):
             state = replace(state, risk_types=tuple(dict.fromkeys([*state.risk_types, *payload.risk_types])))
         else:
-            state = apply(state, LadderEvent(payload.event_type, Step(payload.step), payload.model_dump()))
+            state = apply(state, payload)
     return state

@@ -10,16 +10,9 @@ from contracts.base import EventPayload
 from contracts.screening import (
     ProtectionDeclined, ProtectionProposed, RemovalProposed, RemovalRejected, SubjectProtected, SubjectRemoved,
 )
+from services.screening.domain.refusals import Invalid, NotAllowed, OutOfOrder
 
 MONITORED, RISK_ELIMINATED, REMOVED = "monitored", "risk_eliminated", "removed"
-
-
-class SubjectRefused(Exception):
-    """`code` names the rule (contracts/codes.py)."""
-
-    def __init__(self, status: int, message: str, allowed_roles: tuple[str, ...] = (), *, code: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.allowed_roles = status, code, allowed_roles
 
 
 @dataclass(frozen=True)
@@ -34,26 +27,28 @@ class SubjectState:
 
 def _role(actor_role: str, *allowed: str) -> None:
     if actor_role not in allowed:
-        raise SubjectRefused(403, f"this is for {' or '.join(allowed)}, not {actor_role}", allowed, code="role_not_allowed")
+        raise NotAllowed("role_not_allowed", f"this is for {' or '.join(allowed)}, not {actor_role}",
+                         allowed_roles=list(allowed))
 
 
 def propose_removal(subject: SubjectState, reason: str, actor_role: str) -> list[EventPayload]:
     _role(actor_role, "township_officer")
     if subject.status == REMOVED:
-        raise SubjectRefused(409, "the subject is already removed", code="subject_already_removed")
+        raise OutOfOrder("subject_already_removed", "the subject is already removed", allowed_roles=[])
     if subject.removal_pending:
-        raise SubjectRefused(409, "a removal is already waiting for the county's decision", code="removal_already_pending")
+        raise OutOfOrder("removal_already_pending", "a removal is already waiting for the county's decision",
+                         allowed_roles=[])
     if not reason.strip():
-        raise SubjectRefused(422, "a removal gives its reason (why the identification was wrong)",
-                             code="removal_without_reason")
+        raise Invalid("removal_without_reason", "a removal gives its reason (why the identification was wrong)",
+                      allowed_roles=[])
     return [RemovalProposed(household_id=subject.household_id, reason=reason)]
 
 
 def decide_removal(subject: SubjectState, decision: Literal["approve", "reject"], comment: str, actor_role: str) -> list[EventPayload]:
     _role(actor_role, "county_officer")
     if not subject.removal_pending:
-        raise SubjectRefused(409, "no removal is waiting for a decision; the township proposes first",
-                             code="no_removal_pending")
+        raise OutOfOrder("no_removal_pending", "no removal is waiting for a decision; the township proposes first",
+                         allowed_roles=[])
     if decision == "approve":
         return [SubjectRemoved(household_id=subject.household_id, comment=comment)]
     return [RemovalRejected(household_id=subject.household_id, comment=comment)]
@@ -62,25 +57,25 @@ def decide_removal(subject: SubjectState, decision: Literal["approve", "reject"]
 def propose_protection(subject: SubjectState, any_member_can_work: bool | None, note: str, actor_role: str) -> list[EventPayload]:
     _role(actor_role, "village_cadre")
     if subject.status != MONITORED:
-        raise SubjectRefused(409, f"only a monitored subject is marked protected (this one is {subject.status})",
-                             code="subject_not_monitored")
+        raise OutOfOrder("subject_not_monitored", f"only a monitored subject is marked protected (this one is {subject.status})",
+                         allowed_roles=[])
     if subject.protected or subject.protection_pending:
-        raise SubjectRefused(409, "the subject is already protected or waiting for the township",
-                             code="protection_already_marked_or_pending")
+        raise OutOfOrder("protection_already_marked_or_pending", "the subject is already protected or waiting for the township",
+                         allowed_roles=[])
     if any_member_can_work is None:
-        raise SubjectRefused(409, "the household's members are not known to screening yet; try again shortly",
-                             code="household_members_not_yet_known")
+        raise OutOfOrder("household_members_not_yet_known", "the household's members are not known to screening yet; try again shortly",
+                         allowed_roles=[])
     if any_member_can_work:
-        raise SubjectRefused(422, "a member has labour capacity: the protected mark is for households where no one can work",
-                             code="member_can_work")
+        raise Invalid("member_can_work", "a member has labour capacity: the protected mark is for households where no one can work",
+                      allowed_roles=[])
     return [ProtectionProposed(household_id=subject.household_id, note=note)]
 
 
 def decide_protection(subject: SubjectState, decision: Literal["confirm", "decline"], comment: str, actor_role: str) -> list[EventPayload]:
     _role(actor_role, "township_officer")
     if not subject.protection_pending:
-        raise SubjectRefused(409, "no protected mark is waiting for confirmation; the village proposes first",
-                             code="no_protection_pending")
+        raise OutOfOrder("no_protection_pending", "no protected mark is waiting for confirmation; the village proposes first",
+                         allowed_roles=[])
     if decision == "confirm":
         return [SubjectProtected(household_id=subject.household_id, comment=comment)]
     return [ProtectionDeclined(household_id=subject.household_id, comment=comment)]

@@ -13,7 +13,7 @@ from contracts.topics import SERVICES, events_topic
 from runtime.app import create_app, load_definition
 from runtime.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs"
 EVERY_SERVICE = "Every service"
 ENDPOINT_HEADING = re.compile(r"^### `([A-Z]+) (/\S*)`\s*$", re.M)

@@ -12,9 +12,8 @@ from contracts.envelope import verify_chain
 from contracts.intake import HouseholdRegistered, HouseholdUpdated, RiskClueRaised
 from contracts.reference import MissingRegionYearValue
 from contracts.screening import ClueAttachedToCase, VerificationCaseOpened, SubjectRiskAdded
-from contracts.vocabulary import PriorityGroup, ClueChannel, LaborCapacity, RiskType, StaffRole
+from contracts.vocabulary import PriorityGroup, ClueChannel, LaborCapacity, RiskType
 from services.intake import domain as intake
-from services.notifier.domain import StaffMember, tasks_for_case_opened
 from services.screening.domain import MonitoredSubject, OpenCase, take_clue
 from tests.factories import envelope
 
@@ -181,7 +180,7 @@ def test_a_december_warning_raised_in_january_is_in_decembers_years_group():
     """'This year' is the year of the clue's own facts, not of the clock that raises it (issue 14)."""
     from datetime import datetime, timedelta, timezone
 
-    from services.intake.api.clues import raise_clue
+    from services.intake.commands import raise_clue
     from services.intake.store import CLUE_COLUMNS, HouseholdRef
 
     east8 = timezone(timedelta(hours=8))
@@ -197,7 +196,7 @@ def test_a_december_warning_raised_in_january_is_in_decembers_years_group():
         assert dict(zip(CLUE_COLUMNS, row))["period_year"] == year
 
 
-# --- screening and notifier ------------------------------------------------------------------
+# --- screening ---------------------------------------------------------------------------
 
 
 def clue(clue_id: str, *risks: RiskType) -> RiskClueRaised:
@@ -226,16 +225,6 @@ def test_a_clue_about_a_monitored_subject_is_a_new_risk_not_a_case():
     # No longer monitored (exited, removed): the subject is not passed, and a new risk opens a case.
     [opened] = take_clue(None, clue("c3", RiskType.ILLNESS), "410721001001", "case-2", date(2026, 11, 24), 7, None)
     assert isinstance(opened, VerificationCaseOpened)
-
-
-def test_a_verification_task_goes_to_the_cadres_of_that_village_only():
-    [opened] = take_clue(None, clue("c1", RiskType.ILLNESS), "410721001001", "case-1", date(2026, 11, 24), 7)
-    staff = [StaffMember("cadre-here", StaffRole.VILLAGE_CADRE, "410721001001"),
-             StaffMember("cadre-next-door", StaffRole.VILLAGE_CADRE, "410721001002"),
-             StaffMember("township", StaffRole.TOWNSHIP_OFFICER, "410721001")]
-    ids = iter(["n1", "n2"])
-    [task] = tasks_for_case_opened(opened, staff, lambda: next(ids))
-    assert (task.staff_id, task.notification_id, task.reference) == ("cadre-here", "n1", "case:case-1")
 
 
 # --- the hash chain and upcasting --------------------------------------------------------------

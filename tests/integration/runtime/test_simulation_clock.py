@@ -18,7 +18,7 @@ from tests.conftest import eventually
 from tests.factories import VILLAGE, household, id_number, warning
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EAST8 = timezone(timedelta(hours=8))
 # Years ahead of the wall clock: a request dated at the simulated now would be "in the future" of a
 # check made on the wall clock.

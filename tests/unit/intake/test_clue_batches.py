@@ -8,7 +8,7 @@ from contracts.base import DumpedPayload
 from contracts.intake import BatchedClue, RiskClueRaised, RiskCluesRaised
 from contracts.vocabulary import ClueChannel, RiskType
 from runtime.kafka import partition_of
-from services.intake.api.clues import clue_on_its_own, clues_together, raise_clue
+from services.intake.commands import clue_on_its_own, clues_together, raise_clue
 from services.intake.store import HouseholdRef
 
 NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)

@@ -11,18 +11,20 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from contracts.codes import CODES, REGISTERED, Kind
+from contracts.codes import CODES, REGISTERED, Kind, Refusal
 from runtime.problems import Problem, field_error
 from services.screening.domain import Findings, ReasonCode, Step, recommend
-from services.screening.domain.ladder import CaseState, CountyDecision, LadderRefused, RecordVerification, decide
+from services.screening.app import SERVICE as SCREENING
+from services.screening.domain.ladder import CaseState, CountyDecision, RecordVerification, decide
 from services.intake.api.ndjson import first_error
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 REGISTRY = ROOT / "contracts" / "codes.py"
 # Whatever refuses a request says which rule refused it.
-REFUSALS = {"Problem", "field_error", "LadderRefused", "SubjectRefused"}
+REFUSALS = {"Problem", "field_error"}
 # Calls whose first argument is a code (pydantic's custom errors, the field rules of contracts/fields.py).
-CODE_FIRST = {"PydanticCustomError", "FieldProblem", "InvalidIdNumber"}
+CODE_FIRST = {"PydanticCustomError", "FieldProblem", "InvalidIdNumber", "VisitRefused",
+              "NotAllowed", "OutOfOrder", "NotFound", "Invalid"}  # screening's kinds of refusal
 
 
 def _sources():
@@ -101,17 +103,18 @@ def test_a_recommendations_reasons_carry_code_text_and_chinese_text():
 def test_a_ladder_refusal_names_its_rule():
     state = CaseState("c1", "h1", "410721001001")
     approve = CountyDecision("approve")
-    with pytest.raises(LadderRefused) as early:
+    with pytest.raises(Refusal) as early:
         decide(state, approve, "county_officer", date(2026, 11, 20))
-    assert (early.value.code, early.value.expected_step) == ("ladder_step_out_of_order", Step.VERIFICATION_VISIT)
+    assert (early.value.code, early.value.details["expected_step"]) == ("ladder_step_out_of_order", Step.VERIFICATION_VISIT)
     visit = RecordVerification(Findings(Decimal("9000"), Decimal("0"), True, True, True, True), Decimal("8000"))
-    with pytest.raises(LadderRefused) as wrong_role:
+    with pytest.raises(Refusal) as wrong_role:
         decide(state, visit, "county_officer", date(2026, 11, 20))
     assert wrong_role.value.code == "ladder_role_not_allowed"
     at_county = CaseState("c1", "h1", "410721001001", step=Step.COUNTY_DECISION)
-    with pytest.raises(LadderRefused) as incomplete:
+    with pytest.raises(Refusal) as incomplete:
         decide(at_county, approve, "county_officer", date(2026, 11, 20))
-    assert (incomplete.value.status, incomplete.value.code) == (422, "approval_without_category_or_risk_types")
+    assert (SCREENING.refusal_statuses[type(incomplete.value)], incomplete.value.code) == (
+        422, "approval_without_category_or_risk_types")
 
 
 def test_a_problem_without_a_rule_of_its_own_falls_back_to_its_status_and_codes_its_errors():

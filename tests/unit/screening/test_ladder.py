@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from contracts.codes import Refusal
+from contracts.screening import HouseholdVerified, SubjectIdentified
 from contracts.vocabulary import RiskType
+from services.screening.app import SERVICE
 from services.screening.domain import Eligibility, Findings, MissingMonitoringLine, MonitoringLines, ReasonCode, recommend
 from services.screening.domain.ladder import (
-    NOTICE_DAYS, ROLES, CaseState, Category, CloseNotice, CountyDecision, Deliberate, LadderRefused, RaiseObjection,
+    NOTICE_DAYS, ROLES, CaseState, Category, CloseNotice, CountyDecision, Deliberate, RaiseObjection,
     RecordVerification, ResolveObjection, Step, TownshipReview, apply, decide,
 )
 
@@ -43,7 +46,7 @@ def test_a_missing_line_is_a_configuration_error_not_a_default():
 
 
 def test_lines_load_from_the_shipped_table_and_refuse_a_bad_one(tmp_path):
-    shipped = Path(__file__).parents[2] / "services/screening/data/monitoring-lines-demo.csv"
+    shipped = Path(__file__).parents[3] / "services/screening/data/monitoring-lines-demo.csv"
     assert MonitoringLines.from_csv(shipped).line_for("340404001001", 2023) == Decimal("7900")
     bad = tmp_path / "lines.csv"
     bad.write_text("prefix,year,yuan\n3404,2023,7900\n3404,2023,8000\n")
@@ -103,6 +106,11 @@ def test_every_reason_code_is_stable_snake_case_and_each_reason_has_its_own():
 
 # --- the ladder -----------------------------------------------------------------------------------
 
+def status_of(refusal: Refusal) -> int:
+    """The HTTP status app.py answers this kind of refusal with."""
+    return SERVICE.refusal_statuses[type(refusal)]
+
+
 def case(step: Step = Step.VERIFICATION_VISIT, **overrides) -> CaseState:
     return CaseState("c1", "H1", "410721001001", step=step, **overrides)
 
@@ -121,14 +129,14 @@ def to_notice() -> CaseState:
 def test_the_whole_ladder_to_an_approval():
     state = case(risk_types=(RiskType.ILLNESS,))
     events = decide(state, RecordVerification(findings(per_capita_net_income=Decimal("6000")), LINE), "work_team", TODAY)
-    assert [e.kind for e in events] == ["HouseholdVerified"] and events[0].data["eligible"]
-    assert events[0].data["risk_types"] == [RiskType.ILLNESS]  # the clues' risk types unless the visit names others
+    assert [e.event_type for e in events] == ["HouseholdVerified"] and events[0].eligible
+    assert events[0].risk_types == [RiskType.ILLNESS]  # the clues' risk types unless the visit names others
     state = apply(state, events[0])
     assert state.step is Step.VILLAGE_DELIBERATION
 
     events = decide(state, Deliberate("propose", attendees=11, minutes="agreed"), "village_cadre", TODAY)
-    assert [e.kind for e in events] == ["VillageDeliberated", "PublicNoticePosted"]
-    assert events[1].data["ends_on"] == TODAY + timedelta(days=NOTICE_DAYS)
+    assert [e.event_type for e in events] == ["VillageDeliberated", "PublicNoticePosted"]
+    assert events[1].ends_on == TODAY + timedelta(days=NOTICE_DAYS)
     state = run(state, Deliberate("propose", attendees=11), "village_cadre")
     assert state.step is Step.PUBLIC_NOTICE
 
@@ -138,19 +146,17 @@ def test_the_whole_ladder_to_an_approval():
     state = run(state, TownshipReview("pass"), "township_officer")
     assert state.step is Step.COUNTY_DECISION
     events = decide(state, CountyDecision("approve", Category.SUDDEN_HARDSHIP, (RiskType.ILLNESS,)), "county_officer", TODAY)
-    assert [e.kind for e in events] == ["CountyDecided", "SubjectIdentified"]
-    assert events[1].data == {"category": Category.SUDDEN_HARDSHIP, "risk_types": [RiskType.ILLNESS]}
+    assert [e.event_type for e in events] == ["CountyDecided", "SubjectIdentified"]
+    assert events[1] == SubjectIdentified(case_id="c1", household_id="H1", step="closed",
+                                          category=Category.SUDDEN_HARDSHIP, risk_types=[RiskType.ILLNESS])
     assert apply(state, events[-1]).step is Step.CLOSED
 
 
 def test_the_verification_event_records_the_income_year_of_its_line_and_older_events_still_decode():
-    from contracts.screening import HouseholdVerified
-    from services.screening.domain.ladder import as_contract
-
     state = case()
-    [event] = decide(state, RecordVerification(findings(per_capita_net_income=Decimal("7800")), Decimal("7700"),
-                                               income_year=2025), "grid_worker", TODAY)
-    published = as_contract(state, event)
+    [published] = decide(state, RecordVerification(findings(per_capita_net_income=Decimal("7800")), Decimal("7700"),
+                                                   income_year=2025), "grid_worker", TODAY)
+    assert isinstance(published, HouseholdVerified) and published.step == "village_deliberation"
     assert (published.income_year, published.monitoring_line, published.eligible) == (2025, Decimal("7700"), False)
     assert published.reasons == [recommend(findings(per_capita_net_income=Decimal("7800")), Decimal("7700")).reasons[0].text]
     stored_before = published.model_dump(mode="json")
@@ -161,8 +167,8 @@ def test_the_verification_event_records_the_income_year_of_its_line_and_older_ev
 def test_the_village_not_proposing_closes_the_case_as_rejected():
     state = run(case(), RecordVerification(findings(), LINE), "village_cadre")
     events = decide(state, Deliberate("not_propose", attendees=8, minutes="income is sufficient"), "village_cadre", TODAY)
-    assert [e.kind for e in events] == ["VillageDeliberated", "IdentificationRejected"]
-    assert events[1].data == {"level": "village", "reason": "income is sufficient"}
+    assert [e.event_type for e in events] == ["VillageDeliberated", "IdentificationRejected"]
+    assert (events[1].level, events[1].reason) == ("village", "income is sufficient")
 
 
 def test_an_upheld_objection_returns_the_case_to_the_village_and_a_dismissed_one_does_not():
@@ -174,37 +180,38 @@ def test_an_upheld_objection_returns_the_case_to_the_village_and_a_dismissed_one
     assert run(dismissed, CloseNotice(), "scheduler", TODAY + timedelta(days=5)).step is Step.TOWNSHIP_REVIEW
 
     events = decide(state, ResolveObjection("o1", upheld=True, note="the truck is his"), "township_officer", TODAY)
-    assert [e.kind for e in events] == ["ObjectionResolved", "CaseReturned"]
+    assert [e.event_type for e in events] == ["ObjectionResolved", "CaseReturned"]
     returned = run(state, ResolveObjection("o1", upheld=True), "township_officer")
     assert returned.step is Step.VILLAGE_DELIBERATION and returned.notice_ends is None
 
 
 def test_objections_only_while_the_notice_runs_and_only_open_ones_are_resolved():
     state = to_notice()
-    with pytest.raises(LadderRefused, match="ended"):
+    with pytest.raises(Refusal, match="ended") as ended:
         decide(state, RaiseObjection("o1", "x", "y"), "village_cadre", TODAY + timedelta(days=NOTICE_DAYS))
-    with pytest.raises(LadderRefused, match="no open objection") as refused:
+    assert status_of(ended.value) == 409
+    with pytest.raises(Refusal, match="no open objection") as refused:
         decide(state, ResolveObjection("o9", upheld=True), "township_officer", TODAY)
-    assert refused.value.status == 404
+    assert status_of(refused.value) == 404
 
 
 def test_the_township_returns_the_case_to_a_new_verification_visit():
     state = run(to_notice(), CloseNotice(), "scheduler", TODAY + timedelta(days=NOTICE_DAYS))
     events = decide(state, TownshipReview("return", "income evidence missing"), "township_officer", TODAY)
-    assert [e.kind for e in events] == ["TownshipReviewed", "CaseReturned"]
+    assert [e.event_type for e in events] == ["TownshipReviewed", "CaseReturned"]
     assert run(state, TownshipReview("return"), "township_officer").step is Step.VERIFICATION_VISIT
 
 
 def test_the_county_rejects_with_a_reason_and_approves_only_with_category_and_risks():
     state = case(Step.COUNTY_DECISION)
     events = decide(state, CountyDecision("reject", reason="income above the line on comparison"), "county_officer", TODAY)
-    assert [e.kind for e in events] == ["CountyDecided", "IdentificationRejected"]
-    assert events[1].data == {"level": "county", "reason": "income above the line on comparison"}
+    assert [e.event_type for e in events] == ["CountyDecided", "IdentificationRejected"]
+    assert (events[1].level, events[1].reason) == ("county", "income above the line on comparison")
     for incomplete in (CountyDecision("reject"), CountyDecision("approve", None, (RiskType.ILLNESS,)),
                        CountyDecision("approve", Category.MARGINAL_AT_RISK, ())):
-        with pytest.raises(LadderRefused) as refused:
+        with pytest.raises(Refusal) as refused:
             decide(state, incomplete, "county_officer", TODAY)
-        assert refused.value.status == 422
+        assert status_of(refused.value) == 422
 
 
 COMMANDS = {
@@ -225,9 +232,9 @@ def test_a_step_out_of_order_is_refused_naming_the_expected_step(at, step):
     if at is step:
         assert decide(state, COMMANDS[step], role, TODAY)
         return
-    with pytest.raises(LadderRefused) as refused:
+    with pytest.raises(Refusal) as refused:
         decide(state, COMMANDS[step], role, TODAY)
-    assert refused.value.status == 409 and refused.value.expected_step is at
+    assert status_of(refused.value) == 409 and refused.value.details["expected_step"] == at.value
     assert at.value in str(refused.value)
 
 
@@ -238,20 +245,21 @@ def test_only_the_steps_roles_may_take_it(step, role):
     if role in ROLES[step]:
         assert decide(state, COMMANDS[step], role, TODAY)
         return
-    with pytest.raises(LadderRefused) as refused:
+    with pytest.raises(Refusal) as refused:
         decide(state, COMMANDS[step], role, TODAY)
-    assert refused.value.status == 403 and refused.value.allowed_roles == ROLES[step]
+    assert status_of(refused.value) == 403 and refused.value.details["allowed_roles"] == list(ROLES[step])
 
 
 def test_a_closed_case_takes_no_step():
     for command in COMMANDS.values():
-        with pytest.raises(LadderRefused, match="closed"):
+        with pytest.raises(Refusal, match="closed") as refused:
             decide(case(Step.CLOSED), command, "county_officer", TODAY)
+        assert status_of(refused.value) == 409 and refused.value.details["expected_step"] == "closed"
 
 
 def test_a_case_folds_back_from_its_published_events():
     from contracts.screening import ClueAttachedToCase, VerificationCaseOpened
-    from services.screening.domain.ladder import as_contract, case_from_history
+    from services.screening.domain.ladder import case_from_history
 
     opened = VerificationCaseOpened(case_id="c1", household_id="H1", region_code="410721001001", clue_id="k1",
                                     risk_types=[RiskType.ILLNESS], step="verification_visit", due_date=TODAY)
@@ -263,7 +271,7 @@ def test_a_case_folds_back_from_its_published_events():
                           (Deliberate("propose", attendees=7), "village_cadre"),
                           (RaiseObjection("o1", "a neighbour", "owns a truck"), "village_cadre")):
         for event in decide(state, command, role, TODAY):
-            history.append(type(as_contract(state, event)).model_validate_json(as_contract(state, event).model_dump_json()))
+            history.append(type(event).model_validate_json(event.model_dump_json()))
             state = apply(state, event)
     assert case_from_history(history) == state
     assert state.step is Step.PUBLIC_NOTICE and state.open_objections == {"o1"} and state.eligible
@@ -307,9 +315,9 @@ def test_removal_is_proposed_by_the_township_and_decided_by_the_county():
     (lambda: subjects.decide_protection(subject(protection_pending=True), "confirm", "", "village_cadre"), 403),
 ])
 def test_refused_subject_changes(call, status):
-    with pytest.raises(subjects.SubjectRefused) as refused:
+    with pytest.raises(Refusal) as refused:
         call()
-    assert refused.value.status == status
+    assert status_of(refused.value) == status
 
 
 def test_the_protected_mark_where_no_member_can_work():

@@ -9,7 +9,7 @@ from contracts.reference import MissingRegionYearValue, RegionYearTable, read_re
 from services.intake.domain import IndicatorThresholds
 from services.screening.domain import MissingMonitoringLine, MonitoringLines
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def table(rows, key_columns=()) -> RegionYearTable:

@@ -1,21 +1,12 @@
 """Pure decisions of notifier: who is told what."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 from contracts.notifier import NotificationSent
 from contracts.screening import VerificationCaseOpened
 from contracts.vocabulary import StaffRole
-
-REGION_LEVELS = (2, 4, 6, 9, 12)  # province, city, county, township, village
-
-
-@dataclass(frozen=True)
-class StaffMember:
-    staff_id: str
-    role: StaffRole
-    region_code: str
+from services.notifier.domain.staff import StaffMember
 
 
 def tasks_for_case_opened(

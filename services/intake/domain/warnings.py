@@ -1,104 +1,15 @@
-"""Pure decisions of intake: ID numbers, households, department warnings and the clues they raise."""
+"""Department warnings (部门筛查预警): the indicator catalogue, amounts' maxima, the thresholds table,
+and the judgement of a warning (its risk types, or under its threshold)."""
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
-from operator import mul
 
+from contracts.codes import Refusal
 from contracts.fields import AMOUNT_CEILING
-from contracts.intake import HouseholdRegistered, HouseholdUpdated, MemberFacts
 from contracts.reference import RegionYearTable
-from contracts.vocabulary import LaborCapacity, PriorityGroup, RiskType
-
-REGION_CODE = re.compile(r"^\d{12}$")
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-_ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")  # ASCII digits only (\d would also take other scripts' digits)
-
-
-class InvalidIdNumber(ValueError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code  # the rule (contracts/codes.py)
-
-
-_ASCII_ZERO_WEIGHED = ord("0") * sum(_ID_WEIGHTS)
-
-
-def id_check_digit(first17: str) -> str:
-    """GB 11643 check character for the first 17 digits of a citizen ID number (weighed as their
-    character codes, less those of zeros: no int() per digit)."""
-    return _ID_CHECK[(sum(map(mul, first17.encode(), _ID_WEIGHTS)) - _ASCII_ZERO_WEIGHED) % 11]
-
-
-def parse_id_number(id_number: str) -> date:
-    """Validate an 18-character ID number and return the birth date it carries."""
-    value = id_number.strip().upper()
-    if not _ID_SHAPE.fullmatch(value):
-        raise InvalidIdNumber("id_number_malformed", "must be 17 digits followed by a digit or X")
-    if id_check_digit(value[:17]) != value[17]:
-        raise InvalidIdNumber("id_number_check_digit_wrong", "check digit does not match (GB 11643)")
-    try:
-        return date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-    except ValueError as exc:
-        raise InvalidIdNumber("id_number_birth_date_invalid", f"birth date {value[6:14]} is not a date") from exc
-
-
-def mask_id_number(id_number: str) -> str:
-    """Shown to everyone as 410721********1234."""
-    return f"{id_number[:6]}{'*' * 8}{id_number[-4:]}"
-
-
-def age_on(birth_date: date, today: date) -> int:
-    return today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
-
-
-@dataclass(frozen=True)
-class Member:
-    member_id: str  # pseudonymous: derived from the keyed hash of the ID number
-    relation: str
-    birth_date: date
-    labor_capacity: LaborCapacity
-    disabled: bool
-    in_school: bool
-
-
-@dataclass(frozen=True)
-class HouseholdFacts:
-    household_id: str
-    region_code: str
-    group: str | None
-    poverty_status: str
-    grid_worker_id: str | None
-    members: tuple[Member, ...]
-
-
-def register_or_update(
-    current: HouseholdRegistered | HouseholdUpdated | None, facts: HouseholdFacts, today: date
-) -> list[HouseholdRegistered | HouseholdUpdated]:
-    """A new household is registered; a changed one updated; an unchanged one yields nothing."""
-    fields = dict(
-        household_id=facts.household_id,
-        region_code=facts.region_code,
-        group=facts.group,
-        poverty_status=facts.poverty_status,
-        grid_worker_id=facts.grid_worker_id,
-        members=[
-            MemberFacts(
-                member_id=m.member_id, relation=m.relation, age=age_on(m.birth_date, today),
-                labor_capacity=m.labor_capacity, disabled=m.disabled, in_school=m.in_school,
-            )
-            for m in facts.members
-        ],
-    )
-    if current is None:
-        return [HouseholdRegistered(**fields)]
-    if current.model_dump() == HouseholdUpdated(**fields).model_dump():
-        return []
-    return [HouseholdUpdated(**fields)]
+from contracts.vocabulary import RiskType
 
 
 @dataclass(frozen=True)
@@ -160,8 +71,9 @@ def amount_maximum(indicator: str) -> Decimal:
     return AMOUNT_MAXIMA.get(indicator, AMOUNT_CEILING)
 
 
-class UnknownIndicator(ValueError):
-    pass
+class UnknownIndicator(Refusal):
+    def __init__(self, message: str) -> None:
+        super().__init__("indicator_unknown", message)
 
 
 def indicator_of(department: str, indicator: str) -> Indicator:
@@ -236,51 +148,11 @@ def judge_warning(department: str, indicator: str, amount: Decimal | None, over_
     return WarningJudgement(entry.risk_types if over else (), threshold)
 
 
-_SHOCKS = {RiskType.UNSTABLE_EMPLOYMENT, RiskType.BUSINESS_FAILURE, RiskType.ACCIDENT}
-# The groups of 'this year' (当年), those priority_groups holds to current_year: a clue is in them for
-# the screening of the year its facts are from, and in no other year's.
-GROUPS_OF_THE_YEAR = frozenset({PriorityGroup.NEW_ALLOWANCE_OR_EXTREME_POVERTY, PriorityGroup.QUARTERLY_INCOME_FALL})
-
-
-def priority_groups(
-    department: str | None, indicator: str | None, risk_types: list[RiskType], observed_year: int,
-    poverty_status: str, current_year: int,
-) -> list[PriorityGroup]:
-    """Which of the five groups of the concentrated screening a clue puts its household in."""
-    groups = []
-    formerly_poor = poverty_status == "out_of_poverty"
-    if department == "civil_affairs" and indicator in ("new_dibao", "new_tekun") and observed_year == current_year:
-        groups.append(PriorityGroup.NEW_ALLOWANCE_OR_EXTREME_POVERTY)
-    if formerly_poor and department == "rural_revitalization":
-        if indicator in ("income_fell_last_year", "income_fell_two_years"):
-            groups.append(PriorityGroup.INCOME_FELL_LAST_YEAR)
-        if indicator == "quarterly_income_fall" and observed_year == current_year:
-            groups.append(PriorityGroup.QUARTERLY_INCOME_FALL)
-    if _SHOCKS & set(risk_types):
-        groups.append(PriorityGroup.SHOCK)
-    if department == "civil_affairs" and indicator == "relief_application":
-        groups.append(PriorityGroup.RELIEF_APPLICATION)
-    return groups
-
-
-@dataclass(frozen=True)
-class RegionTable:
-    """The deployment's 12-digit village codes (统计用区划代码)."""
-
-    villages: frozenset[str]
-
-    def problem_with(self, region_code: str) -> str | None:
-        if region_code not in self.villages:
-            return f"{region_code} is not a village in the region table"
-        return None
-
-
-def grid_worker_overloaded(household_count: int, limit: int) -> bool:
-    """A grid worker (网格员) looks after at most `limit` households (15 in the seeds): more is
-    reported, not refused."""
-    return household_count > limit
-
-
-def overloaded_grid_workers(loads: dict[str, int], limit: int) -> list[str]:
-    return [f"grid worker {worker} has {count} households, more than {limit}"
-            for worker, count in sorted(loads.items()) if grid_worker_overloaded(count, limit)]
+def below_threshold_reason(department: str, indicator: str, amount: Decimal | None, observed_year: int,
+                           threshold: Decimal | None) -> tuple[str, str]:
+    """Why a warning raised no clue, as (code, reason)."""
+    if threshold is None:
+        return "department_judged_under_threshold", (
+            f"{department} judged it under the threshold of {indicator} (over_threshold false); no clue raised")
+    return "amount_under_threshold", (
+        f"{amount} is under the threshold of {threshold} for {indicator} in {observed_year}; no clue raised")

@@ -1,0 +1,43 @@
+"""notifier's use cases, one async function per command, called by api/ and handlers.py alike."""
+from __future__ import annotations
+
+import dataclasses
+
+from contracts.screening import VerificationCaseOpened
+from runtime.eventstore import EventMetadata, NewEvent
+from runtime.ids import new_id_str
+from runtime.service import ServiceContext, UnitOfWork, run_command
+from services.notifier import domain, store
+
+
+async def register_staff(ctx: ServiceContext, meta: EventMetadata, command: domain.RegisterStaff) -> bool:
+    """Put a member of staff in the directory; True if they were not in it before."""
+
+    async def work(uow: UnitOfWork) -> bool:
+        stream = await uow.events.load(f"staff-{command.staff_id}")
+        await uow.append(stream.stream_id, stream.position, [
+            NewEvent(domain.staff_registered(command), region_code=command.region_code)
+        ])
+        # The name, e-mail and webhook live here only (the event carries none of them).
+        await store.save_staff(uow.session, {**dataclasses.asdict(command), "role": command.role.value,
+                                             "updated_at": ctx.clock.now()})
+        return stream.position == 0
+
+    return await run_command(ctx, meta, work)
+
+
+async def send_case_tasks(uow: UnitOfWork, case: VerificationCaseOpened) -> None:
+    """A verification case was opened: a task in the inbox of each cadre of its village."""
+    staff = await store.staff_of_region(uow.session, case.region_code)
+    now = uow.ctx.clock.now()
+    for sent in domain.tasks_for_case_opened(case, staff, new_id_str):
+        await uow.append(f"notification-{sent.notification_id}", 0, [
+            NewEvent(sent, household_id=case.household_id, region_code=case.region_code)
+        ])
+        await store.add_notification(uow.session, sent, now)
+
+
+async def mark_read(ctx: ServiceContext, staff_id: str, notification_id: str):
+    """The notification, marked read (the first reading's time is kept); None if it is not in this inbox."""
+    async with ctx.sessions() as session, session.begin():
+        return await store.mark_read(session, staff_id, notification_id, ctx.clock.now())

@@ -1,0 +1,265 @@
+"""screening's use cases, one async function per command, called by the HTTP routes (api/), the
+event handlers (handlers.py) and the clock (jobs.py): load, let the domain decide, append its events
+and keep the read tables in step."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from contracts.base import decode_payload
+from contracts.intake import ClueFacts, HouseholdRegistered, HouseholdUpdated
+from contracts.screening import IdentificationRejected, SubjectIdentified, SubjectRiskAdded, VerificationCaseOpened
+from contracts.vocabulary import LaborCapacity, RiskType
+from runtime.auth import Principal, require_region
+from runtime.eventstore import EventMetadata, NewEvent, StreamHead
+from runtime.ids import new_id_str
+from runtime.problems import Problem, field_error
+from runtime.service import ServiceContext, UnitOfWork, run_command
+from runtime.settings import Settings
+from services.screening import domain, reference, store
+from services.screening.domain import Findings, MissingMonitoringLine, OpenCase, Recommendation, ladder, recommend, subjects
+
+
+ALLOWANCE_INDICATORS = {("civil_affairs", "new_dibao"), ("civil_affairs", "new_tekun")}
+
+
+async def take_clues(uow: UnitOfWork, clues: list[tuple[ClueFacts, str]], occurred_at: datetime) -> None:
+    """Clues (with their regions) into cases and subjects, a handful of statements however many:
+    each clue opens its household's case, joins the open case, or adds a risk to its subject. The
+    decisions are domain.take_clue's, one clue after the other, so that a later clue of a household
+    finds the case an earlier one opened."""
+    households = list({clue.household_id for clue, _ in clues})
+    open_cases = await store.open_cases_of(uow.session, households)
+    monitored = await store.monitored_subjects(uow.session, households)
+    now = uow.ctx.clock.now()
+    due_days = uow.ctx.settings.step_due_days["verification_visit"]
+    # watched for 体外循环: an allowance clue must end in a subject or an open case within out_of_loop_days
+    await store.watch_allowances(uow.session, [
+        {"clue_id": clue.clue_id, "household_id": clue.household_id, "region_code": region_code,
+         "indicator": clue.indicator, "observed_at": clue.observed_at or occurred_at}
+        for clue, region_code in clues if (clue.source.department, clue.indicator) in ALLOWANCE_INDICATORS])
+    appends: dict[str, list[NewEvent]] = {}
+    opened: dict[str, dict] = {}  # case_id -> its new row
+    joined: dict[str, OpenCase] = {}  # case_id -> the case with the clues it was given
+    for clue, region_code in clues:
+        household = clue.household_id
+        for event in domain.take_clue(open_cases.get(household), clue, region_code, new_id_str(), now.date(),
+                                      due_days, monitored.get(household)):
+            new = NewEvent(event, household_id=household, region_code=region_code)
+            if isinstance(event, SubjectRiskAdded):
+                appends.setdefault(f"subject-{household}", []).append(new)
+                subject = monitored[household]
+                monitored[household] = replace(subject, clue_ids=(*subject.clue_ids, clue.clue_id))
+                await store.add_subject_risk(uow.session, household, clue.clue_id, [r.value for r in event.risk_types], now)
+                continue
+            appends.setdefault(f"case-{event.case_id}", []).append(new)
+            risk_types = [r.value for r in event.risk_types]
+            if isinstance(event, VerificationCaseOpened):
+                open_cases[household] = OpenCase(event.case_id, household, (clue.clue_id,), tuple(risk_types))
+                opened[event.case_id] = {
+                    "case_id": event.case_id, "household_id": household, "region_code": event.region_code,
+                    "status": "open", "step": event.step, "due_date": event.due_date, "risk_types": risk_types,
+                    "clue_ids": [clue.clue_id], "opened_at": now, "updated_at": now}
+                continue
+            case = open_cases[household]
+            case = open_cases[household] = replace(case, clue_ids=(*case.clue_ids, clue.clue_id),
+                                                   risk_types=tuple(sorted(set(case.risk_types) | set(risk_types))))
+            if case.case_id in opened:  # opened by an earlier clue of these: the new row says it all
+                opened[case.case_id].update(clue_ids=list(case.clue_ids), risk_types=list(case.risk_types))
+            else:
+                joined[case.case_id] = case
+    heads = await uow.events.last_events([stream for stream in appends if not stream.startswith("case-")
+                                          or stream.removeprefix("case-") not in opened])
+    await uow.append_many([
+        (StreamHead(stream, heads[stream].stream_position, heads[stream].hash) if stream in heads else StreamHead(stream), new)
+        for stream, new in appends.items()])
+    await store.insert_cases(uow.session, list(opened.values()))
+    await store.save_case_clues(uow.session, list(joined.values()), now)
+
+
+async def take_step(uow: UnitOfWork, case_id: str, actor_role: str, region_check, make_command) -> ladder.CaseState:
+    """Load the case, let the ladder decide on `make_command(state)`, append its events and keep the
+    cases (and subjects) tables in step. `region_check(region_code)` raises when the actor may not act."""
+    stream = await uow.events.load(f"case-{case_id}")
+    if not stream.events:
+        raise Problem(404, "Not found", f"no case {case_id}", code="case_not_found")
+    state = ladder.case_from_history([decode_payload(e) for e in stream.events])
+    region_check(state.region_code)
+    now = uow.ctx.clock.now()
+    payloads = ladder.decide(state, make_command(state), actor_role, now.date())
+    if not payloads:
+        return state
+    for payload in payloads:
+        state = ladder.apply(state, payload)
+    await uow.append(stream.stream_id, stream.position, [
+        NewEvent(p, household_id=state.household_id, region_code=state.region_code) for p in payloads])
+    progress = {"step": state.step.value, "notice_ends": state.notice_ends, "updated_at": now,
+                "risk_types": [str(r) for r in state.risk_types]}
+    due_days = uow.ctx.settings.step_due_days.get(state.step.value)
+    if state.step is ladder.Step.PUBLIC_NOTICE and state.notice_ends:
+        progress["due_date"] = state.notice_ends
+    elif due_days is not None:
+        progress["due_date"] = now.date() + timedelta(days=due_days)
+    for payload in payloads:
+        if isinstance(payload, SubjectIdentified):
+            progress.update(status="closed", outcome="identified")
+            await store.save_subject(uow.session, {
+                "household_id": state.household_id, "region_code": state.region_code, "case_id": state.case_id,
+                "category": payload.category, "risk_types": [r.value for r in payload.risk_types],
+                "status": "monitored", "protected": False, "clue_ids": [], "removal_pending": False,
+                "protection_pending": False, "identified_at": now, "updated_at": now})
+        elif isinstance(payload, IdentificationRejected):
+            progress.update(status="closed", outcome="rejected")
+    await store.save_case_progress(uow.session, state.case_id, progress)
+    return state
+
+
+async def record_household_labour(uow: UnitOfWork, household: HouseholdRegistered | HouseholdUpdated) -> None:
+    """Whether any member can work decides the protected mark; screening keeps just that."""
+    can_work = any(m.labor_capacity != LaborCapacity.NONE for m in household.members)
+    await store.save_household_labour(uow.session, household.household_id, can_work, uow.ctx.clock.now())
+
+
+async def set_subject_status(uow: UnitOfWork, household_id: str, status: str) -> None:
+    """What exit_review decided: risk eliminated, or monitored again after a rollback (风险消除回退)."""
+    await store.update_subject(uow.session, household_id, {"status": status, "updated_at": uow.ctx.clock.now()})
+
+
+async def change_subject(uow: UnitOfWork, household_id: str, region_check, decide) -> subjects.SubjectState:
+    """Load the subject (locked), let `decide(state)` return its events, append them to the subject's
+    stream and keep the subjects table in step."""
+    row = await store.subject_state(uow.session, household_id)
+    if row is None:
+        raise Problem(404, "Not found", f"household {household_id} is not a monitoring subject", code="subject_not_found")
+    region_check(row.region_code)
+    state = subjects.SubjectState(row.household_id, row.region_code, row.status, row.protected,
+                                  row.removal_pending, row.protection_pending)
+    events = await decide(state)
+    stream = await uow.events.load(f"subject-{household_id}")
+    await uow.append(stream.stream_id, stream.position, [
+        NewEvent(e, household_id=household_id, region_code=row.region_code) for e in events])
+    for event in events:
+        state = subjects.apply(state, event)
+    await store.update_subject(uow.session, household_id, {
+        "status": state.status, "protected": state.protected, "removal_pending": state.removal_pending,
+        "protection_pending": state.protection_pending, "updated_at": uow.ctx.clock.now()})
+    return state
+
+
+# --- over HTTP: each answers with the row of the case or subject it changed --------------------------
+
+def line_for(settings: Settings, region_code: str, year: int) -> Decimal:
+    """The line of the findings' income year; a year without one is the caller's to correct (state
+    another income_year) or the deployment's (add the row the problem names)."""
+    try:
+        return reference.monitoring_lines(settings.monitoring_lines).line_for(region_code, year)
+    except MissingMonitoringLine as exc:
+        raise Problem(422, "Invalid request", f"income_year: {exc}", errors=[{"field": "income_year", "message": str(exc)}],
+                      code="monitoring_line_missing", type_="https://fangpin.dev/problems/missing-monitoring-line") from exc
+
+
+async def _step(ctx: ServiceContext, principal: Principal, meta: EventMetadata, case_id: str, make_command) -> Any:
+    """Take one ladder step for `principal` (refusals name the step the case expects and who may take it)."""
+    await run_command(ctx, meta, lambda uow: take_step(
+        uow, case_id, principal.role, lambda region: require_region(principal, region), make_command))
+    async with ctx.sessions() as session:
+        return await store.case_row(session, case_id)
+
+
+@dataclass(frozen=True)
+class Verification:
+    case: Any  # the case's row after the visit
+    recommendation: Recommendation
+    income_year: int
+    monitoring_line: Decimal  # yuan per person per year, the line of `income_year` for the case's region
+
+
+async def record_verification(ctx: ServiceContext, principal: Principal, meta: EventMetadata, case_id: str,
+                              findings: Findings, risk_types: list[RiskType], income_year: int | None) -> Verification:
+    """入户核查: the findings, held to the monitoring line of their income year (default: the clock's)."""
+    this_year = ctx.clock.now().year
+    year = this_year if income_year is None else income_year
+    if year > this_year:
+        raise field_error("income_year", f"must not be after the current year {this_year}: no income of {year} is known yet",
+                          code="income_year_in_future")
+    lines: list[Decimal] = []  # the line as looked up for the case's region (once per attempt of the unit of work)
+
+    def command(state: ladder.CaseState) -> ladder.RecordVerification:
+        lines.append(line_for(ctx.settings, state.region_code, year))
+        return ladder.RecordVerification(findings, lines[-1], tuple(risk_types), income_year=year)
+
+    case = await _step(ctx, principal, meta, case_id, command)
+    # the rule the ladder recorded, on the same findings and line
+    return Verification(case, recommend(findings, lines[-1]), year, lines[-1])
+
+
+async def deliberate(ctx: ServiceContext, principal: Principal, meta: EventMetadata, case_id: str,
+                     decision: Literal["propose", "not_propose"], attendees: int, minutes: str) -> Any:
+    """村级评议."""
+    return await _step(ctx, principal, meta, case_id, lambda state: ladder.Deliberate(decision, attendees, minutes))
+
+
+async def raise_objection(ctx: ServiceContext, principal: Principal, meta: EventMetadata, case_id: str,
+                          by: str, reason: str) -> tuple[str, Any]:
+    """An objection during the public notice: its id, and the case."""
+    objection_id = new_id_str()
+    case = await _step(ctx, principal, meta, case_id, lambda state: ladder.RaiseObjection(objection_id, by, reason))
+    return objection_id, case
+
+
+async def resolve_objection(ctx: ServiceContext, principal: Principal, meta: EventMetadata, case_id: str,
+                            objection_id: str, upheld: bool, note: str) -> Any:
+    return await _step(ctx, principal, meta, case_id, lambda state: ladder.ResolveObjection(objection_id, upheld, note))
+
+
+async def review_at_township(ctx: ServiceContext, principal: Principal, meta: EventMetadata, case_id: str,
+                             decision: Literal["pass", "return"], comment: str) -> Any:
+    """乡镇初审."""
+    return await _step(ctx, principal, meta, case_id, lambda state: ladder.TownshipReview(decision, comment))
+
+
+async def decide_at_county(ctx: ServiceContext, principal: Principal, meta: EventMetadata, case_id: str,
+                           decision: Literal["approve", "reject"], category: ladder.Category | None,
+                           risk_types: list[RiskType], reason: str) -> Any:
+    """县级审定."""
+    return await _step(ctx, principal, meta, case_id, lambda state: ladder.CountyDecision(
+        decision, category, tuple(risk_types), reason))
+
+
+async def _subject_change(ctx: ServiceContext, principal: Principal, meta: EventMetadata, household_id: str, decide) -> Any:
+    """Change a subject by `decide(uow, state)`'s events, for `principal`."""
+    await run_command(ctx, meta, lambda uow: change_subject(
+        uow, household_id, lambda region: require_region(principal, region), lambda state: decide(uow, state)))
+    async with ctx.sessions() as session:
+        return await store.subject_row(session, household_id)
+
+
+async def propose_removal(ctx: ServiceContext, principal: Principal, meta: EventMetadata, household_id: str,
+                          reason: str) -> Any:
+    async def decide(uow, state):
+        return subjects.propose_removal(state, reason, principal.role)
+    return await _subject_change(ctx, principal, meta, household_id, decide)
+
+
+async def decide_removal(ctx: ServiceContext, principal: Principal, meta: EventMetadata, household_id: str,
+                         decision: Literal["approve", "reject"], comment: str) -> Any:
+    async def decide(uow, state):
+        return subjects.decide_removal(state, decision, comment, principal.role)
+    return await _subject_change(ctx, principal, meta, household_id, decide)
+
+
+async def propose_protection(ctx: ServiceContext, principal: Principal, meta: EventMetadata, household_id: str,
+                             note: str) -> Any:
+    async def decide(uow, state):
+        can_work = await store.any_member_can_work(uow.session, household_id)
+        return subjects.propose_protection(state, can_work, note, principal.role)
+    return await _subject_change(ctx, principal, meta, household_id, decide)
+
+
+async def decide_protection(ctx: ServiceContext, principal: Principal, meta: EventMetadata, household_id: str,
+                            decision: Literal["confirm", "decline"], comment: str) -> Any:
+    async def decide(uow, state):
+        return subjects.decide_protection(state, decision, comment, principal.role)
+    return await _subject_change(ctx, principal, meta, household_id, decide)
