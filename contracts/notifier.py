@@ -1,6 +1,8 @@
 """Events published by notifier on `fangpin.notifier.events`."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from contracts.base import EventPayload, upcaster
 from contracts.vocabulary import StaffRole
 
@@ -34,3 +36,11 @@ class NotificationSent(_NotifierEvent):
     kind: str
     subject: str
     reference: str
+
+
+class NotificationRead(_NotifierEvent):
+    """The member of staff opened a notification of their inbox (the first time only)."""
+
+    notification_id: str
+    staff_id: str
+    read_at: datetime

@@ -62,7 +62,7 @@ def create_app(
         setup_tracing(definition.name, otlp_endpoint=settings.otlp_endpoint)
         engine = make_engine(settings)
         await migrate(engine, definition.name)
-        ctx = ServiceContext(definition.name, settings, engine, make_sessions(engine), clock)
+        ctx = ServiceContext(definition.name, settings, engine, make_sessions(engine), clock, definition.projections)
         if isinstance(clock, SimulationClock):
             log.warning("%s: SIMULATION CLOCK (training or rehearsal, never real records): now is %s, %gx the wall "
                         "clock, from %s at wall-clock %s", definition.name, clock.local_now().isoformat(timespec="seconds"),

@@ -78,6 +78,12 @@ class StreamHead:
     last_hash: str = GENESIS_HASH
 
 
+def sealed_envelope(row: dict) -> EventEnvelope:
+    """The envelope of a row as the store just sealed it (already validated: constructed, not checked)."""
+    return EventEnvelope.model_construct(**{**row, "actor": Actor.model_construct(**row["actor"]),
+                                            "payload": orjson.loads(row["payload"])})
+
+
 def row_to_envelope(row: Any) -> EventEnvelope:
     data = {c.name: getattr(row, c.name) for c in ENVELOPE_COLUMNS}
     return EventEnvelope.model_validate(data)
@@ -126,8 +132,7 @@ class EventStore:
             written.append(seal(stream_id, position, prev_hash, new))
             prev_hash = written[-1]["hash"]
         await self._insert(written, stream_id, expected_position)
-        return [EventEnvelope.model_construct(**{**r, "actor": Actor.model_construct(**r["actor"]),
-                                                 "payload": orjson.loads(r["payload"])}) for r in written]
+        return [sealed_envelope(r) for r in written]
 
     async def append_many(self, items: list[tuple[StreamHead, list[NewEvent]]], meta: EventMetadata) -> list[dict]:
         """Append to many streams in one statement (bulk intake). Each head is where its stream

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from contracts.envelope import EventEnvelope
 from contracts.topics import events_topic
 from runtime.clock import Clock
-from runtime.eventstore import ConcurrencyConflict, EventMetadata, EventStore
+from runtime.eventstore import ConcurrencyConflict, EventMetadata, EventStore, sealed_envelope
+from runtime.projections import Projections
 from runtime.settings import Settings
 from runtime.telemetry import EVENTS_APPENDED
 
@@ -25,6 +26,7 @@ class ServiceContext:
     engine: AsyncEngine
     sessions: async_sessionmaker
     clock: Clock
+    projections: Projections = Projections()  # what writes the read tables from the events appended
 
     @property
     def topic(self) -> str:
@@ -42,12 +44,15 @@ class UnitOfWork:
     async def append(self, stream_id: str, expected_position: int, new_events) -> list[EventEnvelope]:
         written = await self.events.append(stream_id, expected_position, new_events, self.meta)
         self.appended.update(e.event_type for e in written)
+        await self.ctx.projections.apply(self.session, written)
         return written
 
     async def append_many(self, items) -> list[dict]:
         """Events for many streams, in one statement (see EventStore.append_many)."""
         written = await self.events.append_many(items, self.meta)
         self.appended.update(r["event_type"] for r in written)
+        if any(r["event_type"] in self.ctx.projections.appliers for r in written):  # envelopes only if needed
+            await self.ctx.projections.apply(self.session, [sealed_envelope(r) for r in written])
         return written
 
 
@@ -95,6 +100,8 @@ class ServiceDefinition:
     # The one mapping of the service's domain refusals (contracts.codes.Refusal subclasses) to HTTP
     # statuses; the app factory answers each with a problem document carrying its code and details.
     refusal_statuses: dict[type[Exception], int] = field(default_factory=dict)
+    # The functions that alone write its read tables, from its own events (runtime.projections).
+    projections: Projections = Projections()
 
 
 async def get_context(request: Request) -> ServiceContext:

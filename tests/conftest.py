@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 import pytest_asyncio
+import sqlalchemy as sa
 
 from runtime.app import create_app, load_definition
 from runtime.auth import issue_token
 from runtime.clock import SystemClock
-from runtime.db import ensure_database
 from runtime.embedded import EmbeddedPostgres, TansuBroker, free_port
+from runtime.db import ensure_database, make_engine, make_sessions
+from runtime.projections import rebuild
 from runtime.settings import Settings
 
 # Tests run on the development keys (a service elsewhere refuses them); services the tests start as
@@ -75,7 +77,9 @@ def service_settings(postgres, broker):
 
 @pytest_asyncio.fixture
 async def run_services(service_settings):
-    """`async with run_services("intake", "screening") as system:` starts them in-process."""
+    """`async with run_services("intake", "screening") as system:` starts them in-process. When the
+    test's scenario is over and the services have stopped, each service's read tables rebuilt from
+    its event store must equal the live ones (every view a projection: issue 15)."""
 
     @asynccontextmanager
     async def start(*services: str, clock=None, **overrides):
@@ -91,8 +95,36 @@ async def run_services(service_settings):
                     httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{service}")
                 )
             yield running
+        for service, settings in running.settings.items():
+            await assert_views_rebuild_from_events(service, settings)
 
     yield start
+
+
+async def assert_views_rebuild_from_events(service: str, settings: Settings) -> None:
+    """The service's projected tables, emptied and rebuilt from its event store in a transaction that
+    is then rolled back, hold exactly the rows the live tables hold."""
+    projections = load_definition(service).projections
+    if not projections.tables:
+        return
+    engine = make_engine(settings)
+    try:
+        async with make_sessions(engine)() as session:
+            live = {table.name: await _all_rows(session, table) for table in projections.tables}
+            await rebuild(session, projections)
+            rebuilt = {table.name: await _all_rows(session, table) for table in projections.tables}
+            await session.rollback()
+    finally:
+        await engine.dispose()
+    for name in live:
+        missing = [row for row in live[name] if row not in rebuilt[name]]
+        extra = [row for row in rebuilt[name] if row not in live[name]]
+        assert not missing and not extra, (f"{service}.{name} rebuilt from the events differs from the live table:\n"
+                                           f"  live only: {missing[:5]}\n  rebuilt only: {extra[:5]}")
+
+
+async def _all_rows(session, table) -> list[tuple]:
+    return [tuple(row) for row in await session.execute(sa.select(table).order_by(*table.primary_key.columns))]
 
 
 async def eventually(check, timeout: float = 30.0, interval: float = 0.2):

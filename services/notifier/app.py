@@ -1,6 +1,7 @@
 """Wiring of notifier."""
 from runtime.service import ServiceDefinition
 from services.notifier import api, handlers
+from services.notifier.projections import PROJECTIONS
 
 SERVICE = ServiceDefinition(
     name="notifier",
@@ -8,4 +9,5 @@ SERVICE = ServiceDefinition(
     routers=[api.router],
     consumes=("screening",),
     handlers=handlers.HANDLERS,
+    projections=PROJECTIONS,
 )

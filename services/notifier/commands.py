@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from contracts.notifier import NotificationRead
 from contracts.screening import VerificationCaseOpened
 from runtime.eventstore import EventMetadata, NewEvent
 from runtime.ids import new_id_str
@@ -29,15 +30,23 @@ async def register_staff(ctx: ServiceContext, meta: EventMetadata, command: doma
 async def send_case_tasks(uow: UnitOfWork, case: VerificationCaseOpened) -> None:
     """A verification case was opened: a task in the inbox of each cadre of its village."""
     staff = await store.staff_of_region(uow.session, case.region_code)
-    now = uow.ctx.clock.now()
     for sent in domain.tasks_for_case_opened(case, staff, new_id_str):
         await uow.append(f"notification-{sent.notification_id}", 0, [
             NewEvent(sent, household_id=case.household_id, region_code=case.region_code)
         ])
-        await store.add_notification(uow.session, sent, now)
 
 
-async def mark_read(ctx: ServiceContext, staff_id: str, notification_id: str):
-    """The notification, marked read (the first reading's time is kept); None if it is not in this inbox."""
-    async with ctx.sessions() as session, session.begin():
-        return await store.mark_read(session, staff_id, notification_id, ctx.clock.now())
+async def mark_read(ctx: ServiceContext, meta: EventMetadata, staff_id: str, notification_id: str):
+    """The notification, marked read (the first reading's time is kept: read again, nothing is
+    recorded); None if it is not in this inbox."""
+
+    async def work(uow: UnitOfWork):
+        row = await store.notification_of(uow.session, staff_id, notification_id)
+        if row is None or row.read_at is not None:
+            return row
+        stream = await uow.events.load(f"notification-{notification_id}")
+        await uow.append(stream.stream_id, stream.position, [NewEvent(NotificationRead(
+            notification_id=notification_id, staff_id=staff_id, read_at=ctx.clock.now()))])
+        return await store.notification_of(uow.session, staff_id, notification_id)
+
+    return await run_command(ctx, meta, work)

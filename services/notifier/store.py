@@ -2,13 +2,11 @@
 table is the consumer's record of events already applied.)"""
 from __future__ import annotations
 
-from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contracts.notifier import NotificationSent
 from contracts.vocabulary import StaffRole
 from services.notifier.domain import StaffMember
 
@@ -57,21 +55,10 @@ async def staff_of_region(session: AsyncSession, region_code: str) -> list[Staff
     return [StaffMember(r.staff_id, StaffRole(r.role), r.region_code) for r in rows]
 
 
-async def add_notification(session: AsyncSession, sent: NotificationSent, created_at: datetime) -> None:
-    await session.execute(notifications.insert().values(
-        notification_id=sent.notification_id, staff_id=sent.staff_id, kind=sent.kind, subject=sent.subject,
-        reference=sent.reference, created_at=created_at,
-    ))
-
-
-async def mark_read(session: AsyncSession, staff_id: str, notification_id: str, now: datetime):
-    """The notification, read at `now` unless it was read before; None if it is not in this inbox."""
-    return (await session.execute(
-        sa.update(notifications)
-        .where(notifications.c.notification_id == notification_id, notifications.c.staff_id == staff_id)
-        .values(read_at=sa.func.coalesce(notifications.c.read_at, now))
-        .returning(*notifications.c)
-    )).first()
+async def notification_of(session: AsyncSession, staff_id: str, notification_id: str):
+    """The notification if it is in this member of staff's inbox, else None."""
+    return (await session.execute(sa.select(notifications).where(
+        notifications.c.notification_id == notification_id, notifications.c.staff_id == staff_id))).first()
 
 
 async def inbox_page(session: AsyncSession, staff_id: str, unread_only: bool, after: str | None, limit: int):

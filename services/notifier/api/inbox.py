@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from runtime.auth import Staff
+from runtime.auth import Staff, command_metadata
 from runtime.paging import Page, Paging, make_page
 from runtime.problems import Problem
 from runtime.service import Context
@@ -33,8 +33,8 @@ async def inbox(*, unread: bool = False, page: Paging, principal: Staff, ctx: Co
 
 
 @router.post("/inbox/{notification_id}/read", response_model=NotificationView)
-async def mark_read(notification_id: str, principal: Staff, ctx: Context):
-    row = await commands.mark_read(ctx, principal.sub, notification_id)
+async def mark_read(notification_id: str, request: Request, principal: Staff, ctx: Context):
+    row = await commands.mark_read(ctx, command_metadata(principal, request), principal.sub, notification_id)
     if row is None:
         # A lookup that found nothing, not a rule refused: answered here, with the title every 404 of the API has.
         raise Problem(404, "Not found", f"no notification {notification_id} in your inbox", code="notification_not_found")
