@@ -2,6 +2,7 @@
 from runtime.service import ServiceDefinition
 from services.screening import api, handlers, jobs, reference
 from services.screening.domain import Invalid, NotAllowed, NotFound, OutOfOrder
+from services.screening.projections import PROJECTIONS
 
 SERVICE = ServiceDefinition(
     name="screening",
@@ -12,4 +13,5 @@ SERVICE = ServiceDefinition(
     periodic=[("scheduler_seconds", jobs.run_checks)],
     reference_data={"monitoring_lines": reference.monitoring_lines},
     refusal_statuses={NotAllowed: 403, NotFound: 404, OutOfOrder: 409, Invalid: 422},
+    projections=PROJECTIONS,
 )

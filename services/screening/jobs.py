@@ -38,7 +38,6 @@ async def check_out_of_loop(ctx: ServiceContext) -> None:
         ) for watch in due if not watch.in_loop]
         await uow.append_many([(StreamHead(f"quality-{issue.issue_id}"), [
             NewEvent(issue, household_id=issue.household_id, region_code=issue.region_code)]) for issue in issues])
-        await store.save_quality_issues(uow.session, [{**issue.model_dump(), "raised_at": now} for issue in issues])
         await store.mark_watches_checked(uow.session, [w.clue_id for w in due], now)
 
     await run_command(ctx, EventMetadata(actor=SCHEDULER), work)

@@ -210,11 +210,6 @@ async def mark_watches_checked(session: AsyncSession, clue_ids: list[str], now) 
         await session.execute(sa.update(allowance_watch).where(allowance_watch.c.clue_id.in_(clue_ids)).values(checked_at=now))
 
 
-async def save_quality_issues(session: AsyncSession, rows: list[dict]) -> None:
-    if rows:
-        await session.execute(sa.insert(quality_issues), rows)
-
-
 async def quality_issue_page(session: AsyncSession, region: str, after: str | None, limit: int):
     query = sa.select(quality_issues).where(quality_issues.c.region_code.startswith(region, autoescape=True))
     if after:
