@@ -111,3 +111,4 @@ class VisitRecorded(_IntakeEvent):
     visited_at: datetime
     risk_types: list[RiskType]
     clue_id: str | None = None
+    notes: str | None = None  # the grid worker's own words (the visits view shows them)

@@ -2,6 +2,7 @@
 from runtime.service import ServiceDefinition
 from runtime.startup import public_address_problems
 from services.intake import api, domain, handlers, reference
+from services.intake.projections import PROJECTIONS
 
 SERVICE = ServiceDefinition(
     name="intake",
@@ -12,6 +13,7 @@ SERVICE = ServiceDefinition(
     reference_data={"region_table": reference.load_region_table,
                     "indicator_thresholds": reference.load_indicator_thresholds},
     start_checks=[public_address_problems],
+    projections=PROJECTIONS,
     refusal_statuses={
         domain.HouseholdNotFound: 404,
         domain.NotOwnHousehold: 403,

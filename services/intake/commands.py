@@ -47,34 +47,27 @@ def raise_clue(
     department: str | None = None, source_record_id: str | None = None, worker_id: str | None = None,
     indicator: str | None = None, amount: Decimal | None = None, observed_at: datetime | None = None,
     detail: str | None = None, over_threshold: bool | None = None,
-) -> tuple[dict, tuple]:
+) -> dict:
     """A clue of any channel, marked with the priority groups its facts put the household in: what
     it says, as a BatchedClue in JSON (built as such: a batch upload makes one per row, and models
-    built only to be dumped again cost more than the rest of the row), and its row for
-    store.insert_clues."""
+    built only to be dumped again cost more than the rest of the row). Its row in `clues` is the
+    projection's to write, from the event it goes out in."""
     period_year = (observed_at or now).year  # as the sender wrote it: its offset keeps the local year
     risk_spelled, groups_spelled = _labels(department, indicator, tuple(risk_types), period_year,
                                            household.poverty_status)
-    risks, groups = list(risk_spelled), list(groups_spelled)
     source = {"department": department, "source_record_id": source_record_id, "worker_id": worker_id,
               "over_threshold": over_threshold}
-    clue = {"clue_id": clue_id, "household_id": household.household_id, "region_code": household.region_code,
+    return {"clue_id": clue_id, "household_id": household.household_id, "region_code": household.region_code,
             "channel": channel.value, "source": source,
             "indicator": indicator, "amount": None if amount is None else str(amount),
             "observed_at": None if observed_at is None else observed_at.isoformat(),
-            "risk_types": risks, "priority_groups": groups, "detail": detail}
-    row = store.clue_record(clue_id=clue_id, household_id=household.household_id, region_code=household.region_code,
-                            channel=channel.value, source={k: v for k, v in source.items() if v is not None},
-                            indicator=indicator, risk_types=risks, priority_groups=groups, raised_at=now,
-                            period_year=period_year)
-    return clue, row
+            "risk_types": list(risk_spelled), "priority_groups": list(groups_spelled), "detail": detail}
 
 
 def new_clue(clue_id: str, household: store.HouseholdRef, channel: ClueChannel, now: datetime,
-             risk_types: list[RiskType], **facts) -> tuple[tuple[StreamHead, list[NewEvent]], tuple]:
-    """A clue raised on its own: its RiskClueRaised event (a new stream) and its row."""
-    clue, row = raise_clue(clue_id, household, channel, now, risk_types, **facts)
-    return clue_on_its_own(clue), row
+             risk_types: list[RiskType], **facts) -> tuple[StreamHead, list[NewEvent]]:
+    """A clue raised on its own: its RiskClueRaised event (a new stream)."""
+    return clue_on_its_own(raise_clue(clue_id, household, channel, now, risk_types, **facts))
 
 
 def clue_on_its_own(clue: dict) -> tuple[StreamHead, list[NewEvent]]:
@@ -150,7 +143,7 @@ async def register_households(
     hashes = {m.id_number: vault.id_hash(m.id_number) for _, row in valid for m in row.members}
     owners = await store.households_of_people(uow.session, list(hashes.values()))
     today = now.date()
-    appends, household_rows, member_rows, saved_hashes = [], [], [], {}
+    appends, member_rows, saved_hashes, grid_workers = [], [], {}, set()
     for line, row in valid:
         previous = latest.get(f"household-{row.household_id}")
         current = decode_payload(previous) if previous else None
@@ -178,8 +171,8 @@ async def register_households(
             continue
         head = StreamHead(previous.stream_id, previous.stream_position, previous.hash) if previous else StreamHead(f"household-{row.household_id}")
         appends.append((head, [NewEvent(e, household_id=row.household_id, region_code=row.region_code) for e in new]))
-        household_rows.append({"household_id": row.household_id, "region_code": row.region_code, "group": row.group,
-                               "poverty_status": row.poverty_status, "grid_worker_id": row.grid_worker_id, "updated_at": now})
+        if row.grid_worker_id:
+            grid_workers.add(row.grid_worker_id)
         for m in row.members:
             member_rows.append({"member_id": vault.member_id(m.id_number), "household_id": row.household_id,
                                 "id_hash": hashes[m.id_number], "id_cipher": vault.encrypt(m.id_number),
@@ -189,10 +182,10 @@ async def register_households(
             saved_hashes[hashes[m.id_number]] = store.HouseholdRef(row.household_id, row.region_code, row.poverty_status)
         outcomes[line] = HouseholdRow(line=line, household_id=row.household_id,
                                       outcome="registered" if previous is None else "updated")
-    await uow.append_many(appends)
-    await store.save_households(uow.session, household_rows, member_rows)
+    await uow.append_many(appends)  # the households' rows: projections.py
+    await store.save_members(uow.session, [head.stream_id.removeprefix("household-") for head, _ in appends], member_rows)
     await rematch_warnings(uow, saved_hashes, now)
-    loads = await store.grid_worker_loads(uow.session, sorted({h["grid_worker_id"] for h in household_rows if h["grid_worker_id"]}))
+    loads = await store.grid_worker_loads(uow.session, sorted(grid_workers))
     notices.extend(domain.overloaded_grid_workers(loads, ctx.settings.grid_worker_max_households))
     return [outcomes[line] for line, _ in rows]
 
@@ -299,7 +292,7 @@ async def post_warnings(uow: UnitOfWork, principal: Principal, rows: list[tuple[
         outcomes[line] = outcome(line, row, "duplicate", warning_id=before.warning_id, clue_id=before.clue_id,
                                  household_id=before.household_id)
 
-    new_streams, clues, clue_rows = [], [], []
+    new_streams, clues = [], []
     for line, row, household, judgement, status, warning_id, clue_id in planned:
         if (row.department, row.source_record_id) not in claimed:
             continue
@@ -315,17 +308,14 @@ async def post_warnings(uow: UnitOfWork, principal: Principal, rows: list[tuple[
                                      household_id=household.household_id, threshold=judgement.threshold,
                                      code=code, reason=reason)
         else:
-            clue, clue_row = clue_of_warning(clue_id, household, now, list(judgement.risk_types), row)
-            clues.append(clue)
-            clue_rows.append(clue_row)
+            clues.append(clue_of_warning(clue_id, household, now, list(judgement.risk_types), row))
             outcomes[line] = outcome(line, row, "accepted", warning_id=warning_id, clue_id=clue_id,
                                      household_id=household.household_id)
     if together:
         new_streams.extend(clues_together(clues, uow.ctx.settings.kafka_partitions))
     else:
         new_streams.extend(clue_on_its_own(clue) for clue in clues)
-    await uow.append_many(new_streams)
-    await store.insert_clues(uow.session, clue_rows)
+    await uow.append_many(new_streams)  # the clues' rows: projections.py
     return [outcomes[line] for line, _ in rows]
 
 
@@ -335,7 +325,7 @@ async def rematch_warnings(uow: UnitOfWork, people: dict[str, store.HouseholdRef
     table lacks raise MissingRegionYearValue (the registration is refused until the row is added)."""
     waiting = await store.unmatched_warnings_of(uow.session, list(people))
     thresholds = reference.load_indicator_thresholds(uow.ctx.settings.indicator_thresholds)
-    streams, clue_rows, matched = [], [], []
+    streams, matched = [], []
     for w in waiting:
         household = people[w.id_hash]
         judgement = domain.judge_warning(w.department, w.indicator, w.amount, w.over_threshold,
@@ -343,14 +333,11 @@ async def rematch_warnings(uow: UnitOfWork, people: dict[str, store.HouseholdRef
         clue_id = None
         if not judgement.below_threshold:
             clue_id = new_id_str()
-            clue, clue_row = clue_of_warning(clue_id, household, now, list(judgement.risk_types), w)
-            streams.append(clue_on_its_own(clue))
-            clue_rows.append(clue_row)
+            streams.append(clue_on_its_own(clue_of_warning(clue_id, household, now, list(judgement.risk_types), w)))
         matched.append({"department": w.department, "source_record_id": w.source_record_id,
                         "status": "below_threshold" if judgement.below_threshold else "accepted",
                         "household_id": household.household_id, "clue_id": clue_id, "threshold": judgement.threshold})
     await uow.append_many(streams)
-    await store.insert_clues(uow.session, clue_rows)
     await store.mark_matched(uow.session, matched)
 
 
@@ -380,18 +367,12 @@ async def record_visit(ctx: ServiceContext, meta: EventMetadata, principal: Prin
         clue_id = new_id_str() if visit.risk_types else None
         streams = [(StreamHead(f"visit-{visit_id}"), [NewEvent(
             VisitRecorded(visit_id=visit_id, household_id=household.household_id, worker_id=visit.worker_id,
-                          visited_at=visit.visited_at, risk_types=visit.risk_types, clue_id=clue_id),
+                          visited_at=visit.visited_at, risk_types=visit.risk_types, clue_id=clue_id, notes=visit.notes),
             household_id=household.household_id, region_code=household.region_code, occurred_at=visit.visited_at)])]
         if clue_id:
-            stream, clue_row = new_clue(clue_id, household, ClueChannel.GRID_VISIT, now, list(visit.risk_types),
-                                        worker_id=visit.worker_id, source_record_id=visit_id, observed_at=visit.visited_at)
-            streams.append(stream)
-            await store.insert_clues(uow.session, [clue_row])
-        await uow.append_many(streams)
-        await store.record_visit(uow.session, {
-            "visit_id": visit_id, "household_id": household.household_id, "worker_id": visit.worker_id,
-            "visited_at": visit.visited_at, "risk_types": [r.value for r in visit.risk_types], "notes": visit.notes,
-            "clue_id": clue_id, "recorded_at": now})
+            streams.append(new_clue(clue_id, household, ClueChannel.GRID_VISIT, now, list(visit.risk_types),
+                                    worker_id=visit.worker_id, source_record_id=visit_id, observed_at=visit.visited_at))
+        await uow.append_many(streams)  # the visit's, the clue's and the household's rows: projections.py
         return RecordedVisit(visit_id, household.household_id, clue_id)
 
     return await run_command(ctx, meta, work)
@@ -421,10 +402,8 @@ async def declare(ctx: ServiceContext, meta: EventMetadata, principal: Principal
             if household is None:
                 raise domain.HouseholdNotFound("the household of this token is no longer registered")
         declaration_id, clue_id = new_id_str(), new_id_str()
-        stream, clue_row = new_clue(clue_id, household, ClueChannel.SELF_DECLARATION, now, list(declaration.risk_types),
-                                    source_record_id=declaration_id, observed_at=now)
-        await uow.append_many([stream])
-        await store.insert_clues(uow.session, [clue_row])
+        await uow.append_many([new_clue(clue_id, household, ClueChannel.SELF_DECLARATION, now,
+                                        list(declaration.risk_types), source_record_id=declaration_id, observed_at=now)])
         await store.record_declaration(uow.session, {
             "declaration_id": declaration_id, "household_id": household.household_id,
             "phone_cipher": vault.encrypt(declaration.phone), "risk_types": [r.value for r in declaration.risk_types],

@@ -1,17 +1,16 @@
 """intake's tables and queries. ID numbers, names and phones are kept sealed by the IdentityVault
-(vault.py); a keyed hash of the ID number is what matching uses."""
+(vault.py); a keyed hash of the ID number is what matching uses. Which tables are projections of
+intake's events and which are primary records: projections.py."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime.bulk import copy_records, insert_rows, update_rows
+from runtime.bulk import insert_rows, update_rows
 from services.intake.vault import IdentityVault
 
 metadata = sa.MetaData()
@@ -164,15 +163,11 @@ async def member_rows(session: AsyncSession, household_id: str):
     ).all()
 
 
-async def save_households(session: AsyncSession, household_rows: list[dict], member_rows: list[dict]) -> None:
-    """Upsert households and replace their members, a few statements for the whole batch."""
-    if not household_rows:
+async def save_members(session: AsyncSession, household_ids: list[str], member_rows: list[dict]) -> None:
+    """Replace the members of these households (a primary record: the sealed values no event carries)."""
+    if not household_ids:
         return
-    stmt = pg_insert(households)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["household_id"], set_={
-        c: stmt.excluded[c] for c in household_rows[0] if c != "household_id"
-    }), household_rows)
-    await session.execute(sa.delete(members).where(members.c.household_id.in_([h["household_id"] for h in household_rows])))
+    await session.execute(sa.delete(members).where(members.c.household_id.in_(household_ids)))
     if member_rows:
         await session.execute(sa.insert(members), member_rows)
 
@@ -266,23 +261,6 @@ async def earlier_warnings(session: AsyncSession, keys: list[tuple[str, str]]) -
     return {(r.department, r.source_record_id): r for r in rows}
 
 
-CLUE_COLUMNS = ("clue_id", "household_id", "region_code", "channel", "source", "indicator", "risk_types",
-                "priority_groups", "status", "raised_at", "period_year")
-
-
-def clue_record(*, clue_id: str, household_id: str, region_code: str, channel: str, source: dict,
-                indicator: str | None, risk_types: list[str], priority_groups: list[str], raised_at: datetime,
-                period_year: int) -> tuple:
-    """A new clue's row as insert_clues takes it: its values in CLUE_COLUMNS order (a batch makes a
-    million; no dict to take apart again)."""
-    return (clue_id, household_id, region_code, channel, orjson.dumps(source).decode(), indicator, risk_types,
-            priority_groups, "open", raised_at, period_year)
-
-
-async def insert_clues(session: AsyncSession, records: list[tuple]) -> None:
-    await copy_records(session, clues, CLUE_COLUMNS, records)
-
-
 async def clue_page(session: AsyncSession, region: str, status: str | None, channel: str | None,
                     priority_group: str | None, after: str | None, limit: int, period_year: int | None = None):
     """Clues, newest id first; of `priority_group` and, if given, of `period_year` (a group of 'this year')."""
@@ -298,15 +276,6 @@ async def clue_page(session: AsyncSession, region: str, status: str | None, chan
     if after:
         query = query.where(clues.c.clue_id < after)
     return (await session.execute(query.order_by(clues.c.clue_id.desc()).limit(limit))).all()
-
-
-async def record_visit(session: AsyncSession, row: dict) -> None:
-    """Keep the visit and move the household's last visit forward (never back: visits may arrive late)."""
-    await session.execute(sa.insert(visits).values(**row))
-    await session.execute(
-        sa.update(households).where(households.c.household_id == row["household_id"])
-        .values(last_visited_at=sa.func.greatest(households.c.last_visited_at, row["visited_at"]))
-    )
 
 
 async def overdue_visits_page(session: AsyncSession, region: str, as_of: datetime | None, before: datetime,

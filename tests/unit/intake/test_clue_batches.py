@@ -17,7 +17,7 @@ NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)
 def clue(n: int, household_id: str, **facts):
     household = HouseholdRef(household_id, "410721001001", "ordinary")
     return raise_clue(f"c{n}", household, ClueChannel.DEPARTMENT_WARNING, NOW, [RiskType.INCOME_DROP],
-                      department="civil_affairs", source_record_id=f"MCA-{n}", indicator="new_dibao", **facts)[0]
+                      department="civil_affairs", source_record_id=f"MCA-{n}", indicator="new_dibao", **facts)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=200), max_size=60), st.integers(min_value=1, max_value=12))

@@ -180,8 +180,11 @@ def test_a_december_warning_raised_in_january_is_in_decembers_years_group():
     """'This year' is the year of the clue's own facts, not of the clock that raises it (issue 14)."""
     from datetime import datetime, timedelta, timezone
 
-    from services.intake.commands import raise_clue
-    from services.intake.store import CLUE_COLUMNS, HouseholdRef
+    import orjson
+
+    from services.intake.commands import clue_on_its_own, raise_clue
+    from services.intake.projections import CLUE_COLUMNS, clue_record
+    from services.intake.store import HouseholdRef
 
     east8 = timezone(timedelta(hours=8))
     january = datetime(2026, 1, 5, 2, 0, tzinfo=timezone.utc)
@@ -189,11 +192,14 @@ def test_a_december_warning_raised_in_january_is_in_decembers_years_group():
     for observed_at, year in ((datetime(2025, 12, 28, 9, 0, tzinfo=east8), 2025),
                               (datetime(2026, 1, 1, 5, 0, tzinfo=east8), 2026),  # 2025 in UTC: the local year counts
                               (None, 2026)):  # no date of its own: the year it is raised in
-        clue, row = raise_clue("c1", household, ClueChannel.DEPARTMENT_WARNING, january, [RiskType.INCOME_DROP],
-                               department="civil_affairs", source_record_id="MCA-1", indicator="new_dibao",
-                               observed_at=observed_at)
+        clue = raise_clue("c1", household, ClueChannel.DEPARTMENT_WARNING, january, [RiskType.INCOME_DROP],
+                          department="civil_affairs", source_record_id="MCA-1", indicator="new_dibao",
+                          observed_at=observed_at)
         assert clue["priority_groups"] == [PriorityGroup.NEW_ALLOWANCE_OR_EXTREME_POVERTY.value]
-        assert dict(zip(CLUE_COLUMNS, row))["period_year"] == year
+        # The row the projection writes from the event as stored (its payload written out as JSON).
+        _, [new] = clue_on_its_own(clue)
+        as_stored = orjson.loads(orjson.dumps(new.payload.model_dump(mode="json")))
+        assert dict(zip(CLUE_COLUMNS, clue_record(as_stored, household.region_code, january)))["period_year"] == year
 
 
 # --- screening ---------------------------------------------------------------------------
