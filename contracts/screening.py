@@ -74,6 +74,28 @@ class ProtectionDeclined(_ScreeningEvent):
     comment: str = ""
 
 
+class SubjectRiskEliminated(_ScreeningEvent):
+    """exit_review approved the subject's exit (风险消除): `exit_id` is its decision."""
+
+    household_id: str
+    exit_id: str
+
+
+class SubjectMonitoredAgain(_ScreeningEvent):
+    """exit_review rolled the exit back (风险消除回退): the subject is monitored again."""
+
+    household_id: str
+    exit_id: str
+
+
+class AllowanceWatchesChecked(_ScreeningEvent):
+    """The out-of-loop check (体外循环) looked at these allowance clues once their days ran out:
+    each either ended in a subject or an open case, or raised a QualityIssueRaised. One event per
+    run of the check, however many clues."""
+
+    clue_ids: list[str]
+
+
 class QualityIssueRaised(_ScreeningEvent):
     """A check found something that slipped through, e.g. 体外循环: a new minimum-allowance or
     extreme-poverty household that is neither a subject nor in an open case."""
@@ -96,11 +118,13 @@ class CaseStepOverdue(_ScreeningEvent):
 
 
 class _CaseStep(_ScreeningEvent):
-    """A step of the identification ladder; `step` is where the case stands after it."""
+    """A step of the identification ladder; `step` is where the case stands after it, and
+    `due_date` when that step is due (set on the last event of a step; none: the date stands)."""
 
     case_id: str
     household_id: str
     step: str
+    due_date: date | None = None
 
 
 class HouseholdVerified(_CaseStep):

@@ -186,10 +186,12 @@ class EventConsumer:
 
     async def _apply_in(self, session, records: list[ConsumerRecord]) -> None:
         decoded = [(record, EventEnvelope.from_json(record.value)) for record in records]
+        mirrors = self.ctx.projections.mirrors
         rows = [
             {
                 "event_id": env.event_id, "topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
-                "event_type": env.event_type, "outcome": "applied" if env.event_type in self.handlers else "ignored",
+                "event_type": env.event_type,
+                "outcome": "applied" if env.event_type in self.handlers or env.event_type in mirrors else "ignored",
             }
             for rec, env in decoded
         ]
@@ -210,9 +212,11 @@ class EventConsumer:
             if envelope.event_id not in fresh:
                 continue
             fresh.discard(envelope.event_id)  # the same event twice in one batch is applied once
+            if envelope.event_type in mirrors:  # the mirrored tables first: a handler may read them
+                await self.ctx.projections.mirror(session, [envelope])
             handler = self.handlers.get(envelope.event_type)
             if handler is None:
-                EVENTS_CONSUMED.labels(self.ctx.name, "ignored").inc()
+                EVENTS_CONSUMED.labels(self.ctx.name, "applied" if envelope.event_type in mirrors else "ignored").inc()
                 continue
             headers = dict(record.headers or ())
             traceparent = headers.get("traceparent", b"").decode() or envelope.traceparent

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import lru_cache
+from typing import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
@@ -102,6 +103,29 @@ async def ensure_topics(settings: Settings, topics: list[str] | None = None) -> 
         return missing
     finally:
         await admin.close()
+
+
+async def read_from_start(settings: Settings, topics: list[str], batch: int = 1000,
+                          idle_ms: int = 500) -> AsyncIterator[list[ConsumerRecord]]:
+    """Every record of `topics` from the first offset on, in batches (each partition in its order),
+    until a fetch of `idle_ms` brings nothing more; with no consumer group, so reading changes no
+    one's offsets. For rebuilding what a service mirrors from the topics it consumes. (Not ended
+    at the end offsets the broker reports: Tansu reports the last record's offset there, not the
+    next one's, so a partition holding one record looks empty.)"""
+    reader = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+                              isolation_level="read_uncommitted", max_poll_records=batch)
+    await reader.start()
+    try:
+        known = await reader.topics()  # also fetches their partitions
+        if missing := [topic for topic in topics if topic not in known]:
+            raise RuntimeError(f"no topic {', '.join(missing)} on {settings.kafka_bootstrap}")
+        partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(reader.partitions_for_topic(topic))]
+        reader.assign(partitions)
+        await reader.seek_to_beginning(*partitions)
+        while found := await reader.getmany(timeout_ms=idle_ms, max_records=batch):
+            yield [record for part in found.values() for record in part]
+    finally:
+        await stop_quietly(reader, "topic reader")
 
 
 @lru_cache(maxsize=1 << 16)

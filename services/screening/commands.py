@@ -1,17 +1,18 @@
 """screening's use cases, one async function per command, called by the HTTP routes (api/), the
 event handlers (handlers.py) and the clock (jobs.py): load, let the domain decide, append its events
-and keep the read tables in step."""
+(the read tables are projections.py's to write)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
 from contracts.base import decode_payload
-from contracts.intake import ClueFacts, HouseholdRegistered, HouseholdUpdated
-from contracts.screening import IdentificationRejected, SubjectIdentified, SubjectRiskAdded, VerificationCaseOpened
-from contracts.vocabulary import LaborCapacity, RiskType
+from contracts.intake import ClueFacts
+from contracts.screening import (
+    SubjectMonitoredAgain, SubjectRiskAdded, SubjectRiskEliminated, VerificationCaseOpened,
+)
+from contracts.vocabulary import RiskType
 from runtime.auth import Principal, require_region
 from runtime.eventstore import EventMetadata, NewEvent, StreamHead
 from runtime.ids import new_id_str
@@ -22,10 +23,7 @@ from services.screening import domain, reference, store
 from services.screening.domain import Findings, MissingMonitoringLine, OpenCase, Recommendation, ladder, recommend, subjects
 
 
-ALLOWANCE_INDICATORS = {("civil_affairs", "new_dibao"), ("civil_affairs", "new_tekun")}
-
-
-async def take_clues(uow: UnitOfWork, clues: list[tuple[ClueFacts, str]], occurred_at: datetime) -> None:
+async def take_clues(uow: UnitOfWork, clues: list[tuple[ClueFacts, str]]) -> None:
     """Clues (with their regions) into cases and subjects, a handful of statements however many:
     each clue opens its household's case, joins the open case, or adds a risk to its subject. The
     decisions are domain.take_clue's, one clue after the other, so that a later clue of a household
@@ -35,14 +33,8 @@ async def take_clues(uow: UnitOfWork, clues: list[tuple[ClueFacts, str]], occurr
     monitored = await store.monitored_subjects(uow.session, households)
     now = uow.ctx.clock.now()
     due_days = uow.ctx.settings.step_due_days["verification_visit"]
-    # watched for 体外循环: an allowance clue must end in a subject or an open case within out_of_loop_days
-    await store.watch_allowances(uow.session, [
-        {"clue_id": clue.clue_id, "household_id": clue.household_id, "region_code": region_code,
-         "indicator": clue.indicator, "observed_at": clue.observed_at or occurred_at}
-        for clue, region_code in clues if (clue.source.department, clue.indicator) in ALLOWANCE_INDICATORS])
     appends: dict[str, list[NewEvent]] = {}
-    opened: dict[str, dict] = {}  # case_id -> its new row
-    joined: dict[str, OpenCase] = {}  # case_id -> the case with the clues it was given
+    opened: set[str] = set()  # cases opened by these clues: new streams
     for clue, region_code in clues:
         household = clue.household_id
         for event in domain.take_clue(open_cases.get(household), clue, region_code, new_id_str(), now.date(),
@@ -52,36 +44,27 @@ async def take_clues(uow: UnitOfWork, clues: list[tuple[ClueFacts, str]], occurr
                 appends.setdefault(f"subject-{household}", []).append(new)
                 subject = monitored[household]
                 monitored[household] = replace(subject, clue_ids=(*subject.clue_ids, clue.clue_id))
-                await store.add_subject_risk(uow.session, household, clue.clue_id, [r.value for r in event.risk_types], now)
                 continue
             appends.setdefault(f"case-{event.case_id}", []).append(new)
             risk_types = [r.value for r in event.risk_types]
             if isinstance(event, VerificationCaseOpened):
                 open_cases[household] = OpenCase(event.case_id, household, (clue.clue_id,), tuple(risk_types))
-                opened[event.case_id] = {
-                    "case_id": event.case_id, "household_id": household, "region_code": event.region_code,
-                    "status": "open", "step": event.step, "due_date": event.due_date, "risk_types": risk_types,
-                    "clue_ids": [clue.clue_id], "opened_at": now, "updated_at": now}
+                opened.add(event.case_id)
                 continue
             case = open_cases[household]
-            case = open_cases[household] = replace(case, clue_ids=(*case.clue_ids, clue.clue_id),
-                                                   risk_types=tuple(sorted(set(case.risk_types) | set(risk_types))))
-            if case.case_id in opened:  # opened by an earlier clue of these: the new row says it all
-                opened[case.case_id].update(clue_ids=list(case.clue_ids), risk_types=list(case.risk_types))
-            else:
-                joined[case.case_id] = case
+            open_cases[household] = replace(case, clue_ids=(*case.clue_ids, clue.clue_id),
+                                            risk_types=tuple(sorted(set(case.risk_types) | set(risk_types))))
     heads = await uow.events.last_events([stream for stream in appends if not stream.startswith("case-")
                                           or stream.removeprefix("case-") not in opened])
     await uow.append_many([
         (StreamHead(stream, heads[stream].stream_position, heads[stream].hash) if stream in heads else StreamHead(stream), new)
-        for stream, new in appends.items()])
-    await store.insert_cases(uow.session, list(opened.values()))
-    await store.save_case_clues(uow.session, list(joined.values()), now)
+        for stream, new in appends.items()])  # the cases' and subjects' rows: projections.py
 
 
 async def take_step(uow: UnitOfWork, case_id: str, actor_role: str, region_check, make_command) -> ladder.CaseState:
-    """Load the case, let the ladder decide on `make_command(state)`, append its events and keep the
-    cases (and subjects) tables in step. `region_check(region_code)` raises when the actor may not act."""
+    """Load the case, let the ladder decide on `make_command(state)` and append its events, the last
+    one carrying when the step the case now stands at is due. `region_check(region_code)` raises
+    when the actor may not act."""
     stream = await uow.events.load(f"case-{case_id}")
     if not stream.events:
         raise Problem(404, "Not found", f"no case {case_id}", code="case_not_found")
@@ -93,43 +76,28 @@ async def take_step(uow: UnitOfWork, case_id: str, actor_role: str, region_check
         return state
     for payload in payloads:
         state = ladder.apply(state, payload)
+    payloads[-1] = payloads[-1].model_copy(update={
+        "due_date": ladder.due_date(state, now.date(), uow.ctx.settings.step_due_days)})
     await uow.append(stream.stream_id, stream.position, [
         NewEvent(p, household_id=state.household_id, region_code=state.region_code) for p in payloads])
-    progress = {"step": state.step.value, "notice_ends": state.notice_ends, "updated_at": now,
-                "risk_types": [str(r) for r in state.risk_types]}
-    due_days = uow.ctx.settings.step_due_days.get(state.step.value)
-    if state.step is ladder.Step.PUBLIC_NOTICE and state.notice_ends:
-        progress["due_date"] = state.notice_ends
-    elif due_days is not None:
-        progress["due_date"] = now.date() + timedelta(days=due_days)
-    for payload in payloads:
-        if isinstance(payload, SubjectIdentified):
-            progress.update(status="closed", outcome="identified")
-            await store.save_subject(uow.session, {
-                "household_id": state.household_id, "region_code": state.region_code, "case_id": state.case_id,
-                "category": payload.category, "risk_types": [r.value for r in payload.risk_types],
-                "status": "monitored", "protected": False, "clue_ids": [], "removal_pending": False,
-                "protection_pending": False, "identified_at": now, "updated_at": now})
-        elif isinstance(payload, IdentificationRejected):
-            progress.update(status="closed", outcome="rejected")
-    await store.save_case_progress(uow.session, state.case_id, progress)
     return state
 
 
-async def record_household_labour(uow: UnitOfWork, household: HouseholdRegistered | HouseholdUpdated) -> None:
-    """Whether any member can work decides the protected mark; screening keeps just that."""
-    can_work = any(m.labor_capacity != LaborCapacity.NONE for m in household.members)
-    await store.save_household_labour(uow.session, household.household_id, can_work, uow.ctx.clock.now())
-
-
-async def set_subject_status(uow: UnitOfWork, household_id: str, status: str) -> None:
-    """What exit_review decided: risk eliminated, or monitored again after a rollback (风险消除回退)."""
-    await store.update_subject(uow.session, household_id, {"status": status, "updated_at": uow.ctx.clock.now()})
+async def record_exit_outcome(uow: UnitOfWork, outcome: SubjectRiskEliminated | SubjectMonitoredAgain) -> None:
+    """What exit_review decided, recorded on the subject's stream: risk eliminated, or monitored again
+    after a rollback (风险消除回退). A household that is no subject here has nothing to change."""
+    row = await store.subject_state(uow.session, outcome.household_id)
+    if row is None:
+        return
+    stream_id = f"subject-{outcome.household_id}"
+    last = (await uow.events.last_events([stream_id])).get(stream_id)
+    await uow.append(stream_id, last.stream_position if last else 0, [
+        NewEvent(outcome, household_id=outcome.household_id, region_code=row.region_code)])
 
 
 async def change_subject(uow: UnitOfWork, household_id: str, region_check, decide) -> subjects.SubjectState:
-    """Load the subject (locked), let `decide(state)` return its events, append them to the subject's
-    stream and keep the subjects table in step."""
+    """Load the subject (locked), let `decide(state)` return its events and append them to the
+    subject's stream."""
     row = await store.subject_state(uow.session, household_id)
     if row is None:
         raise Problem(404, "Not found", f"household {household_id} is not a monitoring subject", code="subject_not_found")
@@ -142,9 +110,6 @@ async def change_subject(uow: UnitOfWork, household_id: str, region_check, decid
         NewEvent(e, household_id=household_id, region_code=row.region_code) for e in events])
     for event in events:
         state = subjects.apply(state, event)
-    await store.update_subject(uow.session, household_id, {
-        "status": state.status, "protected": state.protected, "removal_pending": state.removal_pending,
-        "protection_pending": state.protection_pending, "updated_at": uow.ctx.clock.now()})
     return state
 
 

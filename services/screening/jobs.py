@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from contracts.envelope import Actor
-from contracts.screening import CaseStepOverdue, QualityIssueRaised
+from contracts.screening import AllowanceWatchesChecked, CaseStepOverdue, QualityIssueRaised
 from runtime.eventstore import EventMetadata, NewEvent, StreamHead
 from runtime.ids import new_id_str
 from runtime.service import ServiceContext, UnitOfWork, run_command
@@ -36,9 +36,10 @@ async def check_out_of_loop(ctx: ServiceContext) -> None:
             kind="out_of_loop", detail=f"{watch.indicator} since {watch.observed_at.date()}, but after "
             f"{ctx.settings.out_of_loop_days} days neither a monitoring subject nor in an open case",
         ) for watch in due if not watch.in_loop]
-        await uow.append_many([(StreamHead(f"quality-{issue.issue_id}"), [
-            NewEvent(issue, household_id=issue.household_id, region_code=issue.region_code)]) for issue in issues])
-        await store.mark_watches_checked(uow.session, [w.clue_id for w in due], now)
+        checked = [(StreamHead(f"allowance-checks-{new_id_str()}"), [
+            NewEvent(AllowanceWatchesChecked(clue_ids=[w.clue_id for w in due]))])] if due else []
+        await uow.append_many([*checked, *((StreamHead(f"quality-{issue.issue_id}"), [
+            NewEvent(issue, household_id=issue.household_id, region_code=issue.region_code)]) for issue in issues)])
 
     await run_command(ctx, EventMetadata(actor=SCHEDULER), work)
 
@@ -53,7 +54,6 @@ async def report_overdue_steps(ctx: ServiceContext) -> None:
             CaseStepOverdue(case_id=case.case_id, household_id=case.household_id, region_code=case.region_code,
                             step=case.step, due_date=case.due_date),
             household_id=case.household_id, region_code=case.region_code)]) for case in overdue])
-        await store.mark_overdue_reported(uow.session, [case.case_id for case in overdue])
 
     await run_command(ctx, EventMetadata(actor=SCHEDULER), work)
 

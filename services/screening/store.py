@@ -1,12 +1,11 @@
-"""screening's tables and queries."""
+"""screening's tables and queries; which tables are projections of its events and which mirror
+intake's: projections.py."""
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime.bulk import copy_rows, insert_rows, update_rows
 from services.screening.domain import MonitoredSubject, OpenCase
 
 metadata = sa.MetaData()
@@ -58,7 +57,12 @@ allowance_watch = sa.Table(
     sa.Column("region_code", sa.Text, nullable=False),
     sa.Column("indicator", sa.Text, nullable=False),
     sa.Column("observed_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("checked_at", sa.DateTime(timezone=True)),
+)
+
+allowance_watch_checks = sa.Table(
+    "allowance_watch_checks", metadata,
+    sa.Column("clue_id", sa.Text, primary_key=True),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 quality_issues = sa.Table(
@@ -76,7 +80,7 @@ sa.Index("cases_one_open_per_household", cases.c.household_id, unique=True, post
 sa.Index("cases_region", cases.c.region_code)
 sa.Index("cases_notice_ends", cases.c.notice_ends, postgresql_where=sa.text("step = 'public_notice'"))
 sa.Index("subjects_region", subjects.c.region_code)
-sa.Index("allowance_watch_pending", allowance_watch.c.observed_at, postgresql_where=sa.text("checked_at is null"))
+sa.Index("allowance_watch_observed", allowance_watch.c.observed_at)
 sa.Index("quality_issues_region", quality_issues.c.region_code)
 
 
@@ -90,17 +94,6 @@ async def open_cases_of(session: AsyncSession, household_ids: list[str]) -> dict
                cases.c.status == "open")
     )
     return {r.household_id: OpenCase(r.case_id, r.household_id, tuple(r.clue_ids), tuple(r.risk_types)) for r in rows}
-
-
-async def insert_cases(session: AsyncSession, rows: list[dict]) -> None:
-    await copy_rows(session, cases, rows)
-
-
-async def save_case_clues(session: AsyncSession, changed: list[OpenCase], now) -> None:
-    """The clue ids and risk types of these open cases, in one statement."""
-    await update_rows(session, cases, [{"case_id": c.case_id, "clue_ids": list(c.clue_ids),
-                                        "risk_types": list(c.risk_types), "updated_at": now} for c in changed],
-                      key=("case_id",))
 
 
 async def case_row(session: AsyncSession, case_id: str):
@@ -117,17 +110,6 @@ async def case_page(session: AsyncSession, region: str, status: str | None, afte
     if after:
         query = query.where(cases.c.case_id < after)
     return (await session.execute(query.order_by(cases.c.case_id.desc()).limit(limit))).all()
-
-
-async def save_case_progress(session: AsyncSession, case_id: str, values: dict) -> None:
-    await session.execute(sa.update(cases).where(cases.c.case_id == case_id).values(**values))
-
-
-async def save_subject(session: AsyncSession, row: dict) -> None:
-    """A household identified again (after an exit, say) is monitored again under its new case."""
-    stmt = pg_insert(subjects).values(**row)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=["household_id"], set_={c: stmt.excluded[c] for c in row if c not in ("household_id",)}))
 
 
 async def subject_row(session: AsyncSession, household_id: str):
@@ -159,37 +141,15 @@ async def monitored_subjects(session: AsyncSession, household_ids: list[str]) ->
     return {r.household_id: MonitoredSubject(r.household_id, tuple(r.clue_ids)) for r in rows}
 
 
-async def add_subject_risk(session: AsyncSession, household_id: str, clue_id: str, risk_types: list[str], now) -> None:
-    await session.execute(sa.update(subjects).where(subjects.c.household_id == household_id).values(
-        clue_ids=subjects.c.clue_ids + [clue_id],
-        risk_types=sa.func.array(sa.select(sa.func.unnest(subjects.c.risk_types + risk_types)).distinct().scalar_subquery()),
-        updated_at=now))
-
-
 async def subject_state(session: AsyncSession, household_id: str):
     """The subject row, locked: its marks are decided on and changed in this transaction."""
     return (await session.execute(
         sa.select(subjects).where(subjects.c.household_id == household_id).with_for_update())).first()
 
 
-async def update_subject(session: AsyncSession, household_id: str, values: dict) -> None:
-    await session.execute(sa.update(subjects).where(subjects.c.household_id == household_id).values(**values))
-
-
-async def save_household_labour(session: AsyncSession, household_id: str, any_member_can_work: bool, now) -> None:
-    stmt = pg_insert(household_labour).values(household_id=household_id, any_member_can_work=any_member_can_work,
-                                              updated_at=now)
-    await session.execute(stmt.on_conflict_do_update(index_elements=["household_id"], set_={
-        "any_member_can_work": stmt.excluded.any_member_can_work, "updated_at": stmt.excluded.updated_at}))
-
-
 async def any_member_can_work(session: AsyncSession, household_id: str) -> bool | None:
     return await session.scalar(sa.select(household_labour.c.any_member_can_work)
                                 .where(household_labour.c.household_id == household_id))
-
-
-async def watch_allowances(session: AsyncSession, rows: list[dict]) -> None:
-    await insert_rows(session, allowance_watch, rows, "ON CONFLICT DO NOTHING")
 
 
 async def allowance_watches_due(session: AsyncSession, cutoff) -> list:
@@ -200,14 +160,10 @@ async def allowance_watches_due(session: AsyncSession, cutoff) -> list:
     )
     return (await session.execute(
         sa.select(allowance_watch, in_loop.label("in_loop"))
-        .where(allowance_watch.c.checked_at.is_(None), allowance_watch.c.observed_at <= cutoff)
+        .where(~sa.exists().where(allowance_watch_checks.c.clue_id == allowance_watch.c.clue_id),
+               allowance_watch.c.observed_at <= cutoff)
         .order_by(allowance_watch.c.observed_at).limit(500).with_for_update(of=allowance_watch, skip_locked=True)
     )).all()
-
-
-async def mark_watches_checked(session: AsyncSession, clue_ids: list[str], now) -> None:
-    if clue_ids:
-        await session.execute(sa.update(allowance_watch).where(allowance_watch.c.clue_id.in_(clue_ids)).values(checked_at=now))
 
 
 async def quality_issue_page(session: AsyncSession, region: str, after: str | None, limit: int):
@@ -228,8 +184,3 @@ async def overdue_unreported(session: AsyncSession, today) -> list:
                cases.c.overdue_reported.is_distinct_from(_OVERDUE_MARK))
         .limit(500).with_for_update(skip_locked=True)
     )).all()
-
-
-async def mark_overdue_reported(session: AsyncSession, case_ids: list[str]) -> None:
-    if case_ids:
-        await session.execute(sa.update(cases).where(cases.c.case_id.in_(case_ids)).values(overdue_reported=_OVERDUE_MARK))

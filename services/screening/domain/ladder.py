@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, Mapping
 
 from contracts.base import EventPayload
 from contracts.codes import text_zh
@@ -212,6 +212,15 @@ def apply(state: CaseState, event: EventPayload) -> CaseState:
         case CaseReturned():
             return replace(state, notice_ends=None, open_objections=frozenset())
     return state
+
+
+def due_date(state: CaseState, today: date, due_days: Mapping[str, int]) -> date | None:
+    """When the step the case stands at is due: a public notice when it ends, another step its days
+    from `today` (step_due_days); None for a step with no days of its own (the case keeps its date)."""
+    if state.step is Step.PUBLIC_NOTICE and state.notice_ends:
+        return state.notice_ends
+    days = due_days.get(state.step.value)
+    return None if days is None else today + timedelta(days=days)
 
 
 def case_from_history(history: list[EventPayload]) -> CaseState:

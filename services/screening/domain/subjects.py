@@ -8,7 +8,8 @@ from typing import Literal
 
 from contracts.base import EventPayload
 from contracts.screening import (
-    ProtectionDeclined, ProtectionProposed, RemovalProposed, RemovalRejected, SubjectProtected, SubjectRemoved,
+    ProtectionDeclined, ProtectionProposed, RemovalProposed, RemovalRejected, SubjectMonitoredAgain, SubjectProtected,
+    SubjectRemoved, SubjectRiskEliminated,
 )
 from services.screening.domain.refusals import Invalid, NotAllowed, OutOfOrder
 
@@ -95,4 +96,8 @@ def apply(subject: SubjectState, event: EventPayload) -> SubjectState:
             return replace(subject, protection_pending=False, protected=True)
         case ProtectionDeclined():
             return replace(subject, protection_pending=False)
+        case SubjectRiskEliminated():
+            return replace(subject, status=RISK_ELIMINATED)
+        case SubjectMonitoredAgain():
+            return replace(subject, status=MONITORED)
     return subject

@@ -66,7 +66,8 @@ def _event_types() -> dict:
 def _consumers() -> dict[str, set[str]]:
     consumers: dict[str, set[str]] = {}
     for service in SERVICES:
-        for event_type in load_definition(service).handlers:
+        definition = load_definition(service)
+        for event_type in (*definition.handlers, *definition.projections.mirrors):  # acted on, or mirrored
             consumers.setdefault(event_type, set()).add(service)
     return consumers
 
