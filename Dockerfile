@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY contracts ./contracts
 COPY runtime ./runtime
 COPY services ./services
+COPY audit ./audit
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 fangpin
 USER fangpin
 ENV FANGPIN_HTTP_HOST=0.0.0.0

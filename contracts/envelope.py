@@ -77,7 +77,7 @@ def canonical_json(value: Any) -> bytes:
 def compute_hash(envelope_fields: dict[str, Any]) -> str:
     """SHA-256 over the canonical JSON of every envelope field except `hash` itself; fields may be
     Python values (UUID, datetime) or their JSON spellings."""
-    body = {k: v for k, v in envelope_fields.items() if k != "hash"}
+    body = {k: v for k, v in envelope_fields.items() if k != "hash"} if "hash" in envelope_fields else envelope_fields
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from runtime import codes, dead_letters
 from runtime.clock import Clock, RequestClockMiddleware, SimulationClock, clock_from_settings, describe
+from runtime.checkpoints import CheckpointWriter
 from runtime.consumer import EventConsumer
 from runtime.db import database_answers, make_engine, make_sessions, migrate
 from runtime.eventstore import ConcurrencyConflict
@@ -79,6 +80,10 @@ def create_app(
             name = getattr(job, "__name__", "job")
             jobs[name] = run_periodically(stop, getattr(settings, every) if isinstance(every, str) else every,
                                           (lambda job=job: one_copy_at_a_time(ctx, job)), name)
+        if settings.checkpoint_interval_seconds > 0:  # signed checkpoints of the store (runtime.checkpoints)
+            writer = CheckpointWriter(ctx)
+            jobs["checkpoints"] = run_periodically(stop, settings.checkpoint_interval_seconds,
+                                                   lambda: one_copy_at_a_time(ctx, writer.write), "checkpoints")
         jobs["garbage collection"] = run_periodically(stop, FULL_COLLECTION_SECONDS, collect_all_garbage, "garbage collection")
         app.state.dead_tasks = []
         tasks = [asyncio.create_task(job, name=name) for name, job in jobs.items()]

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from audit.cli import app as audit_app
 from runtime.clock import SimulationClock, parse_moment, simulation_environment
 from runtime.keys import KEYS_FILE_NAME, local_keys, new_keys
 from runtime.settings import Settings
@@ -462,6 +463,7 @@ def dlq_replay(
 keys_app = typer.Typer(help="Keys: a fresh set for a deployment, and sealing stored data again after a rotation.",
                        no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")  # audit/cli.py: verify, public-key, checkpoints
 
 
 @keys_app.command("new")
@@ -498,13 +500,14 @@ def keys_reencrypt(
     console.print(f"Every stored value is sealed under key {outcome['key_id']}; FANGPIN_ID_ENCRYPTION_OLD_KEYS can be emptied.")
 
 
-def local_settings() -> tuple[Settings, bool]:
-    """Settings with this machine's keys (those `fangpin up` made in FANGPIN_DATA_DIR), and whether
-    the command runs on the system's own machine (its keys file, or the development keys), where it
-    may mint the operator's token itself."""
-    keys = local_keys(DATA_DIR.resolve(), create=False)
+def local_settings(data_dir: Optional[Path] = None) -> tuple[Settings, bool]:
+    """Settings with this machine's keys (those `fangpin up` made in `data_dir`, by default
+    FANGPIN_DATA_DIR), and whether the command runs on the system's own machine (its keys file, or
+    the development keys), where it may mint the operator's token itself."""
+    data_dir = data_dir or DATA_DIR
+    keys = local_keys(data_dir.resolve(), create=False)
     settings = Settings(**{name.removeprefix("FANGPIN_").lower(): value for name, value in keys.items()})
-    return settings, bool(keys) or (DATA_DIR / KEYS_FILE_NAME).exists() or settings.uses_development_secret
+    return settings, bool(keys) or (data_dir / KEYS_FILE_NAME).exists() or settings.uses_development_secret
 
 
 def _alive(pid: int) -> bool:

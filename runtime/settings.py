@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_SECRET = "fangpin-development-only-secret-change-me-0123456789"
 DEV_ID_HASH_KEY = "6b" * 32
 DEV_ID_ENCRYPTION_KEY = "3c" * 32
+DEV_AUDIT_SIGNING_KEY = "5a" * 32
 
 
 class Settings(BaseSettings):
@@ -63,6 +64,14 @@ class Settings(BaseSettings):
     id_encryption_key: str = DEV_ID_ENCRYPTION_KEY
     id_encryption_key_id: str = "1"
     id_encryption_old_keys: dict[str, str] = Field(default_factory=dict)
+
+    # Signed checkpoints (issue 15; runtime.checkpoints, docs/audit.md): every this many seconds a
+    # service signs the Merkle root of its store's events, if any came since its last checkpoint
+    # (0: none are written). The signing key is an Ed25519 seed (hex, 32 bytes), a key like the others
+    # above (no development key outside development); `fangpin audit public-key` prints its public half.
+    checkpoint_interval_seconds: float = 5.0
+    audit_signing_key: str = DEV_AUDIT_SIGNING_KEY
+    audit_signing_key_id: str = "1"
 
     # CSV (code,name) of the deployment's village codes; unset: the demo county shipped with intake.
     region_table: str | None = None

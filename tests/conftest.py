@@ -71,6 +71,9 @@ def service_settings(postgres, broker):
         values = dict(
             service=service, database_url=postgres.url(db), kafka_bootstrap=broker.bootstrap, topic_prefix=prefix,
             kafka_partitions=3, relay_idle_seconds=0.05, database_pool_size=4, consumer_retry_backoff_seconds=0.01,
+            # No checkpoint appears unasked among the events a test counts; tests of the checkpoints
+            # (tests/integration/audit) give an interval. Services run as processes keep the default.
+            checkpoint_interval_seconds=0,
         )
         values.update(overrides)
         return Settings(**values)

@@ -31,7 +31,7 @@ def test_the_container_refuses_to_start_with_any_development_key():
     port = free_port()
     refused = run_container({"FANGPIN_HTTP_PORT": str(port)})
     assert refused.returncode == REFUSED_EXIT_CODE, refused.stderr
-    for name in ("FANGPIN_JWT_SECRET", "FANGPIN_ID_HASH_KEY", "FANGPIN_ID_ENCRYPTION_KEY"):
+    for name in ("FANGPIN_JWT_SECRET", "FANGPIN_ID_HASH_KEY", "FANGPIN_ID_ENCRYPTION_KEY", "FANGPIN_AUDIT_SIGNING_KEY"):
         assert f"{name} is the built-in development key" in refused.stderr, refused.stderr
     assert "fangpin keys new" in refused.stderr
 
@@ -40,23 +40,30 @@ def test_the_container_refuses_to_start_with_any_development_key():
     refused = run_container(own)
     assert refused.returncode == REFUSED_EXIT_CODE
     assert "FANGPIN_ID_ENCRYPTION_KEY is the built-in development key" in refused.stderr
+    assert "FANGPIN_AUDIT_SIGNING_KEY is the built-in development key" in refused.stderr
     assert "FANGPIN_JWT_SECRET is shorter than 32 bytes" in refused.stderr
     assert "FANGPIN_ID_HASH_KEY" not in refused.stderr
 
     # An old key kept for rotation may not be a development key either.
     fresh = {"FANGPIN_JWT_SECRET": secrets.token_urlsafe(48), "FANGPIN_ID_HASH_KEY": secrets.token_hex(32),
-             "FANGPIN_ID_ENCRYPTION_KEY": secrets.token_hex(32)}
+             "FANGPIN_ID_ENCRYPTION_KEY": secrets.token_hex(32), "FANGPIN_AUDIT_SIGNING_KEY": secrets.token_hex(32)}
     refused = run_container({"FANGPIN_HTTP_PORT": str(port), **fresh, "FANGPIN_ID_ENCRYPTION_KEY_ID": "2",
                              "FANGPIN_ID_ENCRYPTION_OLD_KEYS": json.dumps({"1": "3c" * 32})})
     assert refused.returncode == REFUSED_EXIT_CODE
     assert "FANGPIN_ID_ENCRYPTION_OLD_KEYS[1] is the built-in development key" in refused.stderr
+    assert "FANGPIN_AUDIT_SIGNING_KEY" not in refused.stderr
+
+    # The audit signing key is an Ed25519 seed: 32 bytes in hex, like the ID keys.
+    refused = run_container({"FANGPIN_HTTP_PORT": str(port), **fresh, "FANGPIN_AUDIT_SIGNING_KEY": "not-hex"})
+    assert refused.returncode == REFUSED_EXIT_CODE
+    assert "FANGPIN_AUDIT_SIGNING_KEY is not 64 hex digits (32 bytes)" in refused.stderr
 
 
 def test_the_container_starts_with_keys_of_its_own(postgres, broker, tmp_path):
     """The refusal is about the keys: with its own, the same entrypoint serves (and with the
     development keys, only when it is told it is a development machine)."""
     fresh = local_keys(tmp_path, create=True)  # what `fangpin up` makes on a first start
-    assert set(fresh) == {"FANGPIN_JWT_SECRET", "FANGPIN_ID_HASH_KEY", "FANGPIN_ID_ENCRYPTION_KEY"}
+    assert set(fresh) == {"FANGPIN_JWT_SECRET", "FANGPIN_ID_HASH_KEY", "FANGPIN_ID_ENCRYPTION_KEY", "FANGPIN_AUDIT_SIGNING_KEY"}
     assert (tmp_path / "keys.env").stat().st_mode & 0o777 == 0o600
     for keys in ({**fresh, **DEPLOYMENT_DATA}, {"FANGPIN_ENVIRONMENT": "development"}):
         port = free_port()
@@ -80,6 +87,17 @@ def test_the_container_starts_with_keys_of_its_own(postgres, broker, tmp_path):
         finally:
             process.terminate()
             process.wait(30)
+
+
+def test_the_keys_file_of_a_system_made_before_the_audit_signing_key_gets_one_at_its_next_start(tmp_path, monkeypatch):
+    monkeypatch.delenv("FANGPIN_AUDIT_SIGNING_KEY", raising=False)
+    older = "FANGPIN_JWT_SECRET=s\nFANGPIN_ID_HASH_KEY=" + "1" * 64 + "\nFANGPIN_ID_ENCRYPTION_KEY=" + "2" * 64 + "\n"
+    (tmp_path / "keys.env").write_text(older)
+    assert "FANGPIN_AUDIT_SIGNING_KEY" not in local_keys(tmp_path, create=False)  # a read changes nothing
+    keys = local_keys(tmp_path, create=True)
+    assert (tmp_path / "keys.env").read_text().startswith(older)  # the keys it had are kept as they were
+    assert len(bytes.fromhex(keys["FANGPIN_AUDIT_SIGNING_KEY"])) == 32
+    assert local_keys(tmp_path, create=True) == keys  # made once
 
 
 async def _sealed_key_ids(system) -> dict[str, int]:

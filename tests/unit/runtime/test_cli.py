@@ -127,3 +127,19 @@ def test_up_refuses_a_simulation_clock_without_a_time_zone_or_outside_developmen
     assert refused.exit_code == 2, refused.output
     assert "FANGPIN_ENVIRONMENT=development ./fangpin up --clock 2025-04-10T10:00+08:00" in said(refused)
     assert not data_dir.exists()  # refused before anything started or was written
+
+
+def test_audit_public_key_is_the_public_half_of_the_signing_key_fangpin_up_made(tmp_path, monkeypatch):
+    from runtime.integrity import public_key_hex, signing_key
+    from runtime.settings import DEV_AUDIT_SIGNING_KEY
+
+    monkeypatch.delenv("FANGPIN_AUDIT_SIGNING_KEY", raising=False)
+    monkeypatch.setattr("runtime.cli.DATA_DIR", tmp_path / "none")  # no keys.env: the development key
+    assert runner.invoke(app, ["audit", "public-key"]).output.strip() == public_key_hex(signing_key(DEV_AUDIT_SIGNING_KEY))
+    keys = local_keys(tmp_path, create=True)
+    result = runner.invoke(app, ["audit", "public-key", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == public_key_hex(signing_key(keys["FANGPIN_AUDIT_SIGNING_KEY"]))
+    assert keys["FANGPIN_AUDIT_SIGNING_KEY"] != DEV_AUDIT_SIGNING_KEY
+    printed = runner.invoke(app, ["keys", "new"]).output
+    assert len(bytes.fromhex(dict(line.split("=", 1) for line in printed.split())["FANGPIN_AUDIT_SIGNING_KEY"])) == 32

@@ -1,0 +1,175 @@
+"""`fangpin audit`: the operator's tools. Exit codes: 0 intact, 2 findings, 1 the check could not
+be made (the message says what to do). Databases: those of the system `fangpin up` runs from the
+data folder (`--data-dir`), or `--database-url` for a deployment whose databases are elsewhere."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Audit: verify the event stores against their hashes and signed checkpoints, and export the "
+                       "checkpoints for an outside witness.", no_args_is_help=True)
+console = Console(soft_wrap=True, highlight=False)
+_SERVICE_HELP = "intake, screening, assistance, exit_review or notifier (default: every one)"
+_DATA_DIR_HELP = "the data folder of the system `fangpin up` runs (default: FANGPIN_DATA_DIR or .fangpin)"
+_DATABASE_URL_HELP = ("a service's database, e.g. postgresql://auditor@db.county/fangpin_intake (with --service), "
+                      "or one with {service} in it for every service")
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(message, style="red", markup=False)
+    return typer.Exit(1)
+
+
+def _data_dir(data_dir: Optional[Path]) -> Path:
+    from runtime import cli
+
+    return (data_dir or cli.DATA_DIR).resolve()
+
+
+def _databases(service: Optional[str], data_dir: Optional[Path], database_url: Optional[str]) -> list[tuple[str, str]]:
+    """(service, database URL) of each service to look at."""
+    from contracts.topics import SERVICES
+    from runtime.embedded import running_database_url
+
+    if service is not None and service not in SERVICES:
+        raise _fail(f"No service {service!r}: one of {', '.join(SERVICES)}.")
+    services = [service] if service else list(SERVICES)
+    if database_url is not None:
+        if "{service}" not in database_url and service is None:
+            raise _fail("--database-url names one service's database: give --service too, or put {service} in it.")
+        return [(name, database_url.replace("{service}", name)) for name in services]
+    folder = _data_dir(data_dir)
+    urls = [(name, running_database_url(folder, name)) for name in services]
+    if any(url is None for _, url in urls):
+        raise _fail(f"No Fangpin system is running from {folder} (its PostgreSQL is not up): start it with "
+                    "./fangpin up, give its folder with --data-dir, or give --database-url.")
+    return urls
+
+
+def _signing_key(data_dir: Optional[Path]):
+    from runtime.cli import local_settings
+    from runtime.integrity import signing_key
+
+    settings, _ = local_settings(_data_dir(data_dir))
+    try:
+        return signing_key(settings.audit_signing_key)
+    except ValueError:
+        raise _fail("FANGPIN_AUDIT_SIGNING_KEY is not 64 hex digits (32 bytes); `fangpin keys new` prints one.") from None
+
+
+def _public_key(public_key: Optional[str], data_dir: Optional[Path]):
+    from runtime.integrity import public_key as from_hex
+
+    if public_key is None:
+        return _signing_key(data_dir).public_key()
+    try:
+        return from_hex(public_key)
+    except ValueError:
+        raise _fail("--public-key is not an Ed25519 public key (64 hex digits): `fangpin audit public-key` prints it.") from None
+
+
+def _witnessed(path: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    from audit.verify import AuditError
+    from audit.witness import read_witness
+
+    try:
+        return read_witness(path)
+    except AuditError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _progress_display(enabled: bool):
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:,.0f} events/s" if task.speed else "")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
+                    console=console, disable=not enabled, transient=True)
+
+
+@app.command()
+def verify(
+    service: Optional[str] = typer.Option(None, help=_SERVICE_HELP),
+    witness: Optional[Path] = typer.Option(None, help="checkpoints an outside witness keeps (`fangpin audit checkpoints`): "
+                                           "each must be in the store, unchanged"),
+    data_dir: Optional[Path] = typer.Option(None, help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, help=_DATABASE_URL_HELP),
+    public_key: Optional[str] = typer.Option(None, help="the services' checkpoint key (hex) if this machine does not hold "
+                                             "their keys: what `fangpin audit public-key` prints on theirs"),
+) -> None:
+    """Recompute every event's hash and every stream's chain, and check the store against its signed
+    checkpoints; each finding is named (service, stream, position, what is wrong). Exit 0 intact,
+    2 findings, 1 could not check."""
+    from audit.verify import AuditError, verify_service
+    from contracts.topics import SERVICES
+
+    targets = _databases(service, data_dir, database_url)
+    key = _public_key(public_key, data_dir)
+    witnessed = _witnessed(witness) if witness else {}
+    if unknown := set(witnessed) - set(SERVICES):
+        raise _fail(f"{witness} holds checkpoints of {', '.join(sorted(unknown))}: no such service.")
+    findings = 0
+    with _progress_display(console.is_terminal) as progress:
+        for name, url in targets:
+            task = progress.add_task(name, total=None)
+
+            def show(done: int, total: int, task=task) -> None:
+                progress.update(task, completed=done, total=total)
+
+            try:
+                report = asyncio.run(verify_service(url, name, key, show, witnessed.get(name)))
+            except AuditError as exc:
+                raise _fail(f"{exc}. Is the system running (./fangpin up)? Or give --database-url.") from None
+            progress.remove_task(task)
+            for finding in report.findings:
+                console.print(str(finding), style="red", markup=False)
+            console.print(report.summary(), markup=False, style=None if report.intact else "bold")
+            findings += len(report.findings)
+    if findings:
+        console.print(f"{findings:,} finding{'s' if findings > 1 else ''}: the stores above are not as they were recorded.",
+                      style="red", markup=False)
+        raise typer.Exit(2)
+
+
+@app.command("public-key")
+def public_key_command(data_dir: Optional[Path] = typer.Option(None, help=_DATA_DIR_HELP)) -> None:
+    """Print the public key (hex) that checks the services' signed checkpoints, for a witness or an auditor."""
+    from runtime.integrity import public_key_hex
+
+    typer.echo(public_key_hex(_signing_key(data_dir)))
+
+
+@app.command()
+def checkpoints(
+    service: str = typer.Option(..., help="intake, screening, assistance, exit_review or notifier"),
+    out: Path = typer.Option(..., help="the file to write: one checkpoint a line (JSON)"),
+    data_dir: Optional[Path] = typer.Option(None, help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, help=_DATABASE_URL_HELP),
+) -> None:
+    """Export a service's signed checkpoints as JSON lines, for an outside witness to keep: `fangpin
+    audit verify --witness FILE` then finds any of them missing or changed in the store."""
+    from audit.verify import AuditError
+    from audit.witness import export_checkpoints
+
+    ((name, url),) = _databases(service, data_dir, database_url)
+    try:
+        with out.open("wb") as file:
+            count, last = asyncio.run(export_checkpoints(url, name, file))
+    except AuditError as exc:
+        raise _fail(f"{exc}. Is the system running (./fangpin up)? Or give --database-url.") from None
+    except OSError as exc:
+        raise _fail(f"{out} cannot be written: {exc.strerror}.") from None
+    if last is None:
+        console.print(f"{name} has signed no checkpoint yet; {out} is empty.", markup=False)
+    else:
+        console.print(f"{count:,} checkpoints of {name} written to {out} (the last, number {last['sequence']}, up to "
+                      f"global position {last['upto_position']:,}: root {last['root']}).", markup=False)
