@@ -140,6 +140,77 @@ def verify(
         raise typer.Exit(2)
 
 
+@app.command()
+def rebuild(
+    service: str = typer.Option(..., help="intake, screening, assistance, exit_review or notifier"),
+    upto_position: Optional[int] = typer.Option(None, help="rebuild from the events up to this global position only "
+                                                "(the live tables then differ by what came after it)"),
+    keep: bool = typer.Option(False, help="keep the scratch schema the views were rebuilt into, to inspect"),
+    data_dir: Optional[Path] = typer.Option(None, help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, help=_DATABASE_URL_HELP),
+) -> None:
+    """Rebuild a service's views from its own event store into a scratch schema and compare them with
+    the live tables: the first differences, each with its key and the last event naming it. Exit 0
+    equal, 2 different, 1 could not rebuild. (Tables mirrored from other services' topics: `audit replay`.)"""
+    from audit.rebuild import rebuild_and_compare
+    from audit.verify import AuditError
+
+    ((name, url),) = _databases(service, data_dir, database_url)
+    with console.status(f"rebuilding {name}'s views from its event store…", spinner="dots"):
+        try:
+            report = asyncio.run(rebuild_and_compare(url, name, upto_position, keep))
+        except AuditError as exc:
+            raise _fail(f"{exc}.") from None
+    _show_differences(report)
+
+
+@app.command()
+def replay(
+    service: str = typer.Option(..., help="intake, screening, assistance, exit_review or notifier"),
+    from_topics: bool = typer.Option(False, "--from-topics", help="rebuild from the Kafka topics (the only source a replay "
+                                     "has; required, so that the command says where it reads)"),
+    kafka_bootstrap: str = typer.Option("127.0.0.1:9092", help="the broker (host:port); `fangpin up`'s by default"),
+    topic_prefix: str = typer.Option("", help="the topic prefix the services use (FANGPIN_TOPIC_PREFIX)"),
+    keep: bool = typer.Option(False, help="keep the database the topics were replayed into, to inspect"),
+    data_dir: Optional[Path] = typer.Option(None, help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, help=_DATABASE_URL_HELP),
+) -> None:
+    """Replay a service from the topics alone into a fresh database (its own topic becomes its event
+    store, the topics it consumes feed its mirrored tables) and compare every view with the live one.
+    Sends nothing to anyone: no handler, relay or job runs. Exit 0 equal, 2 different, 1 could not replay."""
+    from audit.replay import replay_and_compare
+    from audit.verify import AuditError
+
+    if not from_topics:
+        raise _fail("A replay reads the Kafka topics: give --from-topics (to rebuild from the event store: `audit rebuild`).")
+    ((name, url),) = _databases(service, data_dir, database_url)
+    with _progress_display(console.is_terminal) as progress:
+        tasks: dict[str, Any] = {}
+
+        def show(what: str, done: int) -> None:
+            if what not in tasks:
+                tasks[what] = progress.add_task(f"reading {what}", total=None)
+            progress.update(tasks[what], completed=done)
+
+        try:
+            report = asyncio.run(replay_and_compare(url, name, kafka_bootstrap, topic_prefix, keep, show))
+        except AuditError as exc:
+            raise _fail(f"{exc}.") from None
+    _show_differences(report)
+
+
+def _show_differences(report) -> None:
+    """Each table's first differences, the summary line; exit 2 when anything differs."""
+    for table in report.tables:
+        for difference in table.shown or []:
+            console.print(str(difference), style="red", markup=False)
+        if table.different > len(table.shown or []):
+            console.print(f"{table.table}: {table.different - len(table.shown):,} more rows differ", style="red", markup=False)
+    console.print(report.summary(), markup=False, style=None if report.equal else "bold")
+    if not report.equal:
+        raise typer.Exit(2)
+
+
 @app.command("public-key")
 def public_key_command(data_dir: Optional[Path] = typer.Option(None, help=_DATA_DIR_HELP)) -> None:
     """Print the public key (hex) that checks the services' signed checkpoints, for a witness or an auditor."""

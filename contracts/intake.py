@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from contracts.base import EventPayload
+from contracts.base import EventPayload, upcaster
 from contracts.vocabulary import ClueChannel, LaborCapacity, PriorityGroup, RiskType
 
 
@@ -103,8 +103,10 @@ class WarningUnmatched(_IntakeEvent):
 
 
 class VisitRecorded(_IntakeEvent):
-    """A grid worker's visit (网格员走访): with no risk found, or with the risks that raised `clue_id`."""
+    """A grid worker's visit (网格员走访): with no risk found, or with the risks that raised `clue_id`.
+    Version 2 carries the worker's notes (the visits view is projected from this event)."""
 
+    schema_version = 2
     visit_id: str
     household_id: str
     worker_id: str
@@ -112,3 +114,9 @@ class VisitRecorded(_IntakeEvent):
     risk_types: list[RiskType]
     clue_id: str | None = None
     notes: str | None = None  # the grid worker's own words (the visits view shows them)
+
+
+@upcaster("VisitRecorded", from_version=1)
+def _visit_recorded_without_notes(old: dict) -> dict:
+    # Visits recorded before version 2 kept their notes beside the event, in the visits table.
+    return {**old, "notes": None}
