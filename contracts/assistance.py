@@ -36,6 +36,14 @@ class PlanOpened(_AssistanceEvent):
     reopened: bool = False
 
 
+class PlanRiskAdded(_AssistanceEvent):
+    """screening took a new risk of the subject (SubjectRiskAdded): the plan must answer it too."""
+
+    household_id: str
+    clue_id: str
+    risk_types: list[RiskType]
+
+
 class PlanClosed(_AssistanceEvent):
     """The subject was removed (清退) or its exit approved (风险消除): the plan closes; measures in
     progress stay recorded."""
@@ -79,11 +87,21 @@ class MeasureAssigned(_AssistanceEvent):
     nature: MeasureNature
     answers: list[RiskType]
     department: str
+    member_id: str | None = None  # the member it is for (pseudonymous, as intake names members), if one
+    description: str = ""
     amount: Decimal | None = None
     quantity: int | None = None
     starts_on: date
     planned_end: date | None = None
     assigned_by: str
+
+
+class MeasureProgressNoted(_AssistanceEvent):
+    """A measure under way: what has been done so far."""
+
+    measure_id: str
+    household_id: str
+    note: str
 
 
 class MeasureCompleted(_AssistanceEvent):

@@ -38,6 +38,12 @@ class HouseholdRegistered(_IntakeEvent):
     members: list[MemberFacts]
 
 
+def any_member_can_work(household: dict) -> bool:
+    """Whether a HouseholdRegistered / HouseholdUpdated payload (its JSON form) has a member with
+    labour capacity: what screening's protected mark and assistance's plan rules ask of the registry."""
+    return any(member["labor_capacity"] != LaborCapacity.NONE for member in household["members"])
+
+
 class HouseholdUpdated(_IntakeEvent):
     household_id: str
     region_code: str

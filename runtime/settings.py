@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     # 体外循环: days after a new minimum-allowance / extreme-poverty warning by which the household
     # must be a subject or in an open case.
     out_of_loop_days: int = 30
+    # Assistance (issue 16): a helper's households before they are reported as over the limit (still
+    # assigned); days from identification by which a plan has its first measure; CSV of the measures
+    # catalogue (kind,name_zh,nature,answers,department; unset: the catalogue shipped with assistance);
+    # how often every open plan is checked again (the rules that fall due with time).
+    helper_max_households: int = 20
+    first_measure_days: int = 30
+    measures_catalogue: str | None = None
+    plan_check_seconds: float = 3600.0
     # Processes serving the service's port (uvicorn workers); bulk uploads sent side by side use one each.
     workers: int = 1
     http_host: str = "127.0.0.1"

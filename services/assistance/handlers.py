@@ -1,5 +1,47 @@
-"""Events assistance consumes. It reads screening's topic from the start; the handlers that act on
-identified subjects come with its own issue, and until then events are recorded as seen."""
-from runtime.service import EventHandler
+"""What assistance does when another service's event arrives: a subject identified opens its plan
+with a helper, a new risk reopens the check, a protected mark is checked against the plan, a removal
+or an approved exit closes it, a rolled-back exit reopens it. (What it only mirrors of other
+services' facts, projections.py writes.)"""
+from __future__ import annotations
 
-HANDLERS: dict[str, EventHandler] = {}
+from contracts.base import decode_payload
+from contracts.envelope import EventEnvelope
+from runtime.service import EventHandler, UnitOfWork
+from services.assistance import commands
+
+
+async def on_subject_identified(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    identified = decode_payload(envelope)
+    await commands.open_plan(uow, identified.household_id, envelope.region_code, identified.case_id,
+                             identified.category, identified.risk_types, envelope.recorded_at.date())
+
+
+async def on_subject_risk_added(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    added = decode_payload(envelope)
+    await commands.add_risk(uow, added.household_id, added.clue_id, added.risk_types)
+
+
+async def on_subject_protected(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    await commands.check_again(uow, envelope.household_id)
+
+
+async def on_subject_removed(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    await commands.close_plan(uow, envelope.household_id, "subject_removed")
+
+
+async def on_exit_approved(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    await commands.close_plan(uow, decode_payload(envelope).household_id, "exit_approved")
+
+
+async def on_exit_rolled_back(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    await commands.reopen_plan(uow, decode_payload(envelope).household_id)
+
+
+HANDLERS: dict[str, EventHandler] = {
+    "SubjectIdentified": on_subject_identified,
+    "SubjectRiskAdded": on_subject_risk_added,
+    "SubjectProtected": on_subject_protected,
+    "SubjectRemoved": on_subject_removed,
+    "ExitApproved": on_exit_approved,
+    "ExitRolledBack": on_exit_rolled_back,
+}

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import current_payload, decode_payload
 from contracts.envelope import EventEnvelope
+from contracts.intake import any_member_can_work
 from contracts.screening import (
     CaseReturned, HouseholdVerified, IdentificationRejected, PublicNoticePosted, SubjectIdentified,
 )
@@ -153,7 +154,7 @@ async def household_labour_of(session: AsyncSession, envelopes: list[EventEnvelo
         household = current_payload(envelope)
         latest[household["household_id"]] = {
             "household_id": household["household_id"],
-            "any_member_can_work": any(m["labor_capacity"] != "none" for m in household["members"]),
+            "any_member_can_work": any_member_can_work(household),
             "updated_at": envelope.recorded_at}
     await insert_rows(session, household_labour, list(latest.values()),
                       'ON CONFLICT (household_id) DO UPDATE SET "any_member_can_work" = EXCLUDED."any_member_can_work", '

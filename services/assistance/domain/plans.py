@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from contracts.assistance import (
-    IncomeRecorded, MeasureAssigned, MeasureCancelled, MeasureCompleted, PlanClosed, PlanGapClosed, PlanGapFound,
-    PlanOpened,
+    HelperAssigned, HelperReassigned, IncomeRecorded, MeasureAssigned, MeasureCancelled, MeasureCompleted, PlanClosed,
+    PlanGapClosed, PlanGapFound, PlanOpened, PlanRiskAdded,
 )
 from contracts.base import EventPayload
 from contracts.vocabulary import RiskType
@@ -41,6 +41,7 @@ class PlanState:
     risk_types: tuple[RiskType, ...]
     identified_on: date
     open: bool = True
+    helper_id: str | None = None
     labour_capable: bool | None = None  # None: not known, the developmental rule waits for it
     protected: bool = False
     measures: tuple[Measure, ...] = ()
@@ -126,8 +127,14 @@ def apply(plan: PlanState | None, event: EventPayload) -> PlanState | None:
                 return PlanState(event.household_id, event.region_code, tuple(event.risk_types), event.identified_on)
             return replace(plan, open=True, region_code=event.region_code, risk_types=tuple(event.risk_types),
                            identified_on=event.identified_on)
+        case PlanRiskAdded():
+            return replace(plan, risk_types=tuple(dict.fromkeys([*plan.risk_types, *event.risk_types])))
         case PlanClosed():
             return replace(plan, open=False)
+        case HelperAssigned():
+            return replace(plan, helper_id=event.helper_id)
+        case HelperReassigned():
+            return replace(plan, helper_id=event.to_helper_id)
         case MeasureAssigned():
             measure = Measure(event.measure_id, event.kind, event.nature, frozenset(event.answers))
             return replace(plan, measures=(*plan.measures, measure))

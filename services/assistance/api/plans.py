@@ -1,0 +1,107 @@
+"""Plans (一户一案): one household's plan, the plans of a region or helper, its helper, its incomes."""
+from __future__ import annotations
+
+from datetime import date
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from contracts.assistance import IncomeSource
+from contracts.fields import Amount
+from runtime.auth import Staff, command_metadata, region_scope, require_region
+from runtime.paging import Page, Paging, make_page
+from runtime.problems import Problem
+from runtime.service import Context, run_command
+from services.assistance import commands, store
+from services.assistance.api.views import PlanSummary, PlanView, plan_view, summary
+
+router = APIRouter()
+PERIOD = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
+
+
+async def _readable_plan(ctx, principal, household_id: str):
+    async with ctx.sessions() as session:
+        row = await store.plan_row(session, household_id)
+        if row is None:
+            raise Problem(404, "Not found", f"household {household_id} has no plan: it is not a monitoring subject",
+                          code="plan_not_found")
+        require_region(principal, row.region_code)
+        if principal.role == "helper" and row.helper_id != principal.sub:
+            raise Problem(403, "Forbidden", "a helper sees the households they help only", code="not_your_household")
+        return await plan_view(session, row)
+
+
+@router.get("/plans/{household_id}", response_model=PlanView)
+async def get_plan(household_id: str, principal: Staff, ctx: Context):
+    """The plan: its helper, measures, incomes and the gaps open now."""
+    return await _readable_plan(ctx, principal, household_id)
+
+
+@router.get("/plans", response_model=Page[PlanSummary])
+async def list_plans(region: str | None = None, gaps: bool = False, helper_id: str | None = None, *, page: Paging,
+                     principal: Staff, ctx: Context):
+    """Plans of a region (by household id); `gaps=true`: those with a gap open; a helper sees their own."""
+    scope = region_scope(principal, region)
+    if principal.role == "helper":
+        helper_id = principal.sub
+    async with ctx.sessions() as session:
+        rows = await store.plan_page(session, scope, gaps, helper_id, page.after, page.limit + 1)
+    return make_page(rows, page, key=lambda r: r.household_id, item=summary)
+
+
+class HelperIn(BaseModel):
+    helper_id: str = Field(min_length=1, max_length=200, description="a helper of the staff directory (notifier)")
+    reason: str = Field("", max_length=2000)
+    # Taken for the callers written against the published API; the person's details are the staff directory's
+    # (notifier's primary record), so assistance keeps none of them.
+    name: str | None = Field(None, max_length=200, description="not kept: the staff directory holds the person")
+    organisation: str | None = Field(None, max_length=200, description="not kept")
+    phone: str | None = Field(None, max_length=50, description="not kept")
+
+
+@router.post("/plans/{household_id}/helper", response_model=PlanView)
+async def reassign_helper(household_id: str, body: HelperIn, request: Request, principal: Staff, ctx: Context):
+    """Another helper (帮扶责任人) for the household (township or county)."""
+    await run_command(ctx, command_metadata(principal, request), lambda uow: commands.reassign_helper(
+        uow, principal, household_id, body.helper_id, body.reason))
+    return await _readable_plan(ctx, principal, household_id)
+
+
+class IncomeIn(BaseModel):
+    period: str = Field(pattern=PERIOD, description="a quarter (2026-Q3) or a month (2026-07)")
+    per_capita_net_income: Amount
+    rigid_expenditure: Amount = 0
+    sources: list[IncomeSource] = Field(default_factory=list, max_length=20)
+
+
+@router.post("/plans/{household_id}/incomes", response_model=PlanView, status_code=201)
+async def record_income(household_id: str, body: IncomeIn, request: Request, principal: Staff, ctx: Context):
+    """The household's income of a period (what exit review's look-back reads)."""
+    await run_command(ctx, command_metadata(principal, request), lambda uow: commands.record_income(
+        uow, principal, household_id, body.period, body.per_capita_net_income, body.rigid_expenditure, body.sources))
+    return await _readable_plan(ctx, principal, household_id)
+
+
+class MeasureIn(BaseModel):
+    measure_type: str = Field(min_length=1, max_length=100, description="a kind of the catalogue (GET /v1/measures/catalogue)")
+    member: str | None = Field(None, max_length=200, description="the member it is for (their member id), if one")
+    description: str = Field("", max_length=4000)
+    department: str | None = Field(None, max_length=100, description="default: the catalogue's")
+    start_date: date
+    planned_end: date | None = None
+    amount: Amount | None = None
+    quantity: int | None = Field(None, ge=0, le=1_000_000)
+
+
+class MeasureCreated(BaseModel):
+    measure_id: str
+    plan: PlanView
+
+
+@router.post("/plans/{household_id}/measures", response_model=MeasureCreated, status_code=201)
+async def assign_measure(household_id: str, body: MeasureIn, request: Request, principal: Staff, ctx: Context):
+    """A measure (帮扶措施) of the catalogue on the plan: by its helper, or staff of its region."""
+    measure_id = await run_command(ctx, command_metadata(principal, request), lambda uow: commands.assign_measure(
+        uow, principal, household_id, body.measure_type, body.member, body.description, body.department,
+        body.start_date, body.planned_end, body.amount, body.quantity))
+    return MeasureCreated(measure_id=measure_id, plan=await _readable_plan(ctx, principal, household_id))

@@ -1,0 +1,204 @@
+"""assistance's use cases, one async function per command, called by the routes (api/), the event
+handlers (handlers.py) and the clock (jobs.py). Each loads the household's plan (its stream, and the
+facts assistance mirrors), lets domain/ decide, and appends the decision with the gaps the plan rules
+then find or see mended, in one append to the plan's stream."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+
+from contracts.assistance import (
+    HelperAssigned, HelperNotFound, HelperReassigned, IncomeRecorded, IncomeSource, MeasureAssigned, MeasureCancelled,
+    MeasureCompleted, MeasureProgressNoted, PlanClosed, PlanOpened, PlanRiskAdded,
+)
+from contracts.base import EventPayload, decode_payload
+from runtime.auth import Principal, require_region
+from runtime.eventstore import NewEvent, Stream
+from runtime.ids import new_id_str
+from runtime.service import UnitOfWork
+from runtime.settings import Settings
+from services.assistance import reference, store
+from services.assistance.domain import PlanRules, PlanState, check_plan, choose_helper, plan_from_history
+from services.assistance.domain.plans import ACTIVE, apply, period_bounds
+from services.assistance.domain.refusals import Invalid, NotAllowed, NotFound, OutOfOrder
+
+STAFF_WHO_ASSIST = ("helper", "village_cadre", "work_team", "township_officer", "county_officer")
+STAFF_WHO_REASSIGN = ("township_officer", "county_officer")
+
+
+def rules(settings: Settings) -> PlanRules:
+    return PlanRules(first_measure_days=settings.first_measure_days)
+
+
+async def load_plan(uow: UnitOfWork, household_id: str) -> tuple[Stream, PlanState | None]:
+    """The plan's stream and state, with the household facts assistance mirrors (can a member work,
+    is it protected)."""
+    stream = await uow.events.load(f"plan-{household_id}")
+    plan = plan_from_history([decode_payload(e) for e in stream.events])
+    if plan is not None:
+        facts = await store.household_facts_of(uow.session, household_id)
+        if facts is not None:
+            plan = replace(plan, labour_capable=facts.any_member_can_work, protected=facts.protected)
+    return stream, plan
+
+
+async def decide(uow: UnitOfWork, stream: Stream, plan: PlanState | None, events: list[EventPayload],
+                 region_code: str) -> PlanState:
+    """Append `events` and, after them, the gaps the plan rules find or see mended."""
+    for event in events:
+        plan = apply(plan, event)
+    events = [*events, *check_plan(plan, uow.ctx.clock.now().date(), rules(uow.ctx.settings))]
+    if events:
+        await uow.append(stream.stream_id, stream.position, [
+            NewEvent(e, household_id=plan.household_id, region_code=region_code) for e in events])
+    return plan
+
+
+async def _helper_for(uow: UnitOfWork, household_id: str, region_code: str) -> EventPayload:
+    limit = uow.ctx.settings.helper_max_households
+    choice = choose_helper(await store.helpers_in_reach(uow.session, region_code), region_code, limit)
+    if choice.helper is None:
+        return HelperNotFound(household_id=household_id, region_code=region_code)
+    return HelperAssigned(household_id=household_id, helper_id=choice.helper.helper_id,
+                          households_after=choice.helper.households + 1, over_limit=choice.over_limit)
+
+
+# --- what screening and exit_review decided ------------------------------------------------------
+
+
+async def open_plan(uow: UnitOfWork, household_id: str, region_code: str, case_id: str | None, category: str | None,
+                    risk_types: list, identified_on: date) -> None:
+    """A subject identified: its plan opens (or reopens, keeping its history) with a helper at once."""
+    stream, plan = await load_plan(uow, household_id)
+    events: list[EventPayload] = [PlanOpened(household_id=household_id, region_code=region_code, case_id=case_id,
+                                             category=category, risk_types=risk_types, identified_on=identified_on,
+                                             reopened=plan is not None)]
+    if plan is None or plan.helper_id is None:
+        events.append(await _helper_for(uow, household_id, region_code))
+    await decide(uow, stream, plan, events, region_code)
+
+
+async def reopen_plan(uow: UnitOfWork, household_id: str) -> None:
+    """风险消除回退: the exit was rolled back, the plan reopens with its history."""
+    stream, plan = await load_plan(uow, household_id)
+    if plan is None or plan.open:
+        return
+    await decide(uow, stream, plan, [PlanOpened(
+        household_id=household_id, region_code=plan.region_code, risk_types=list(plan.risk_types),
+        identified_on=plan.identified_on, reopened=True)], plan.region_code)
+
+
+async def close_plan(uow: UnitOfWork, household_id: str, reason: str) -> None:
+    stream, plan = await load_plan(uow, household_id)
+    if plan is None or not plan.open:
+        return
+    await decide(uow, stream, plan, [PlanClosed(household_id=household_id, reason=reason)], plan.region_code)
+
+
+async def add_risk(uow: UnitOfWork, household_id: str, clue_id: str, risk_types: list) -> None:
+    """A new risk of the subject: the plan is checked again and must answer it."""
+    stream, plan = await load_plan(uow, household_id)
+    if plan is None or not plan.open:
+        return
+    await decide(uow, stream, plan, [PlanRiskAdded(household_id=household_id, clue_id=clue_id, risk_types=risk_types)],
+                 plan.region_code)
+
+
+async def check_again(uow: UnitOfWork, household_id: str) -> None:
+    """The rules once more (the clock moved on, or a mirrored fact changed)."""
+    stream, plan = await load_plan(uow, household_id)
+    if plan is not None and plan.open:
+        await decide(uow, stream, plan, [], plan.region_code)
+
+
+# --- what staff do over HTTP ---------------------------------------------------------------------
+
+
+async def _plan_for(uow: UnitOfWork, principal: Principal, household_id: str, roles=STAFF_WHO_ASSIST):
+    """The open plan `principal` may change: a helper their own households', other staff their region's."""
+    stream, plan = await load_plan(uow, household_id)
+    if plan is None:
+        raise NotFound("plan_not_found", f"household {household_id} has no plan: it is not a monitoring subject")
+    if principal.role not in roles:
+        raise NotAllowed("plan_role_not_allowed", f"this is for {' or '.join(roles)}, not {principal.role}",
+                         allowed_roles=list(roles))
+    require_region(principal, plan.region_code)
+    if principal.role == "helper" and plan.helper_id != principal.sub:
+        raise NotAllowed("not_your_household", "a helper acts on the households they help only")
+    if not plan.open:
+        raise OutOfOrder("plan_closed", "the plan is closed (the subject was removed or its exit approved)")
+    return stream, plan
+
+
+async def assign_measure(uow: UnitOfWork, principal: Principal, household_id: str, kind: str, member_id: str | None,
+                         description: str, department: str | None, starts_on: date, planned_end: date | None,
+                         amount: Decimal | None, quantity: int | None) -> str:
+    catalogue = reference.measures_catalogue(uow.ctx.settings.measures_catalogue)
+    measure = catalogue.get(kind)
+    if measure is None:
+        raise Invalid("measure_kind_unknown", "measure_type",
+                      f"no measure {kind!r} in the catalogue (GET /v1/measures/catalogue)")
+    if planned_end is not None and planned_end < starts_on:
+        raise Invalid("measure_ends_before_start", "planned_end",
+                      f"the planned end {planned_end} is before the start {starts_on}")
+    stream, plan = await _plan_for(uow, principal, household_id)
+    measure_id = new_id_str()
+    await decide(uow, stream, plan, [MeasureAssigned(
+        measure_id=measure_id, household_id=household_id, kind=kind, nature=measure.nature,
+        answers=sorted(measure.answers), department=department or measure.department, member_id=member_id,
+        description=description, amount=amount, quantity=quantity, starts_on=starts_on, planned_end=planned_end,
+        assigned_by=principal.sub)], plan.region_code)
+    return measure_id
+
+
+async def record_progress(uow: UnitOfWork, principal: Principal, measure_id: str, status: str, note: str,
+                          completed_on: date | None) -> str:
+    """in_progress notes what was done; completed and cancelled end the measure. Returns the household."""
+    row = await store.measure_row(uow.session, measure_id)
+    if row is None:
+        raise NotFound("measure_not_found", f"no measure {measure_id}")
+    stream, plan = await _plan_for(uow, principal, row.household_id)
+    standing = next(m for m in plan.measures if m.measure_id == measure_id)
+    if standing.status != ACTIVE:
+        raise OutOfOrder("measure_not_active", f"the measure is {standing.status}", measure_status=standing.status)
+    today = uow.ctx.clock.now().date()
+    event: EventPayload
+    if status == "in_progress":
+        event = MeasureProgressNoted(measure_id=measure_id, household_id=row.household_id, note=note)
+    elif status == "completed":
+        event = MeasureCompleted(measure_id=measure_id, household_id=row.household_id,
+                                 completed_on=completed_on or today, delivered=note, confirmed_by=principal.sub)
+    else:
+        if not note.strip():
+            raise Invalid("cancellation_without_reason", "note", "a cancelled measure says why")
+        event = MeasureCancelled(measure_id=measure_id, household_id=row.household_id, reason=note)
+    await decide(uow, stream, plan, [event], plan.region_code)
+    return row.household_id
+
+
+async def record_income(uow: UnitOfWork, principal: Principal, household_id: str, period: str,
+                        net_income_per_person: Decimal, rigid_expenditure: Decimal,
+                        sources: list[IncomeSource]) -> None:
+    today = uow.ctx.clock.now().date()
+    if period_bounds(period)[0] > today:
+        raise Invalid("income_period_in_future", "period", f"the period {period} has not begun")
+    stream, plan = await _plan_for(uow, principal, household_id)
+    await decide(uow, stream, plan, [IncomeRecorded(
+        household_id=household_id, period=period, net_income_per_person=net_income_per_person,
+        rigid_expenditure=rigid_expenditure, sources=sources, recorded_by=principal.sub)], plan.region_code)
+
+
+async def reassign_helper(uow: UnitOfWork, principal: Principal, household_id: str, helper_id: str, reason: str) -> None:
+    stream, plan = await _plan_for(uow, principal, household_id, roles=STAFF_WHO_REASSIGN)
+    helper = await store.helper_of(uow.session, helper_id)
+    if helper is None or not helper.active:
+        raise Invalid("helper_unknown", "helper_id",
+                      f"{helper_id} is not a helper in the staff directory (POST /v1/staff on notifier, role helper)")
+    if helper_id == plan.helper_id:
+        raise OutOfOrder("helper_unchanged", f"{helper_id} already helps this household")
+    households = await store.helper_load(uow.session, helper_id) + 1
+    await decide(uow, stream, plan, [HelperReassigned(
+        household_id=household_id, from_helper_id=plan.helper_id, to_helper_id=helper_id, reason=reason,
+        households_after=households, over_limit=households > uow.ctx.settings.helper_max_households)],
+        plan.region_code)

@@ -1,0 +1,178 @@
+"""The only code that writes assistance's read tables (runtime.projections).
+
+Projected, rebuilt from assistance's own events (stream `plan-{household_id}`):
+- `plans`: PlanOpened, PlanRiskAdded, PlanClosed, HelperAssigned / HelperReassigned / HelperNotFound.
+- `measures`: MeasureAssigned, MeasureProgressNoted, MeasureCompleted, MeasureCancelled.
+- `plan_gaps`: PlanGapFound, PlanGapClosed (the gaps open now).
+- `incomes`: IncomeRecorded (a period recorded again replaces the earlier record).
+
+Mirrored, rebuilt from the topics assistance consumes (no event of its own):
+- `helpers`: notifier's StaffRegistered, the staff whose role is helper.
+- `household_facts`: whether a member can work (intake's HouseholdRegistered / HouseholdUpdated) and
+  the protected mark (screening's SubjectProtected, cleared by SubjectRemoved).
+"""
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.base import current_payload
+from contracts.envelope import EventEnvelope
+from contracts.intake import any_member_can_work
+from runtime.bulk import insert_rows
+from runtime.projections import Projections
+from services.assistance.store import household_facts, helpers, incomes, measures, plan_gaps, plans
+
+# --- plans ---------------------------------------------------------------------------------------
+
+
+async def plans_opened(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    """A plan opens, or reopens keeping its helper and the time it first opened."""
+    for envelope in envelopes:
+        opened = current_payload(envelope)
+        row = {"household_id": opened["household_id"], "region_code": opened["region_code"], "status": "open",
+               "case_id": opened.get("case_id"), "category": opened.get("category"), "risk_types": opened["risk_types"],
+               "identified_on": opened["identified_on"], "helper_id": None, "unassigned": False, "closed_reason": None,
+               "opened_at": envelope.recorded_at, "updated_at": envelope.recorded_at}
+        kept = ("household_id", "helper_id", "unassigned", "opened_at")
+        sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in row if c not in kept)
+        await insert_rows(session, plans, [row], f"ON CONFLICT (household_id) DO UPDATE SET {sets}")
+
+
+async def _update_plan(session: AsyncSession, envelope: EventEnvelope, **values) -> None:
+    await session.execute(sa.update(plans).where(plans.c.household_id == envelope.household_id)
+                          .values(**values, updated_at=envelope.recorded_at))
+
+
+async def plan_risks_added(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for envelope in envelopes:
+        added = current_payload(envelope)
+        known = await session.scalar(sa.select(plans.c.risk_types).where(plans.c.household_id == added["household_id"]))
+        await _update_plan(session, envelope, risk_types=list(dict.fromkeys([*known, *added["risk_types"]])))
+
+
+async def plans_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for envelope in envelopes:
+        await _update_plan(session, envelope, status="closed", closed_reason=current_payload(envelope)["reason"])
+
+
+async def helpers_assigned(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for envelope in envelopes:
+        assigned = current_payload(envelope)
+        await _update_plan(session, envelope, helper_id=assigned.get("helper_id") or assigned.get("to_helper_id"),
+                           unassigned=False)
+
+
+async def helpers_not_found(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for envelope in envelopes:
+        await _update_plan(session, envelope, unassigned=True)
+
+
+# --- measures ------------------------------------------------------------------------------------
+
+MEASURE_FIELDS = ("measure_id", "household_id", "kind", "nature", "answers", "department", "member_id", "description",
+                  "amount", "quantity", "starts_on", "planned_end", "assigned_by")
+
+
+async def measures_assigned(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await insert_rows(session, measures, [
+        {**{f: measure.get(f) for f in MEASURE_FIELDS}, "status": "active", "assigned_at": envelope.recorded_at,
+         "updated_at": envelope.recorded_at}
+        for envelope in envelopes for measure in [current_payload(envelope)]])
+
+
+async def _update_measure(session: AsyncSession, envelope: EventEnvelope, **values) -> None:
+    await session.execute(sa.update(measures).where(measures.c.measure_id == current_payload(envelope)["measure_id"])
+                          .values(**values, updated_at=envelope.recorded_at))
+
+
+async def measures_progressed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for envelope in envelopes:
+        await _update_measure(session, envelope, note=current_payload(envelope)["note"])
+
+
+async def measures_completed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for envelope in envelopes:
+        done = current_payload(envelope)
+        await _update_measure(session, envelope, status="completed", note=done.get("delivered") or None,
+                              completed_on=date.fromisoformat(done["completed_on"]), confirmed_by=done["confirmed_by"],
+                              source_record_id=done.get("source_record_id"))
+
+
+async def measures_cancelled(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for envelope in envelopes:
+        await _update_measure(session, envelope, status="cancelled", note=current_payload(envelope)["reason"])
+
+
+# --- gaps and incomes ----------------------------------------------------------------------------
+
+
+async def gaps_found(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await insert_rows(session, plan_gaps, [
+        {"household_id": gap["household_id"], "gap": gap["gap"], "risk_type": gap.get("risk_type") or "",
+         "detail": gap["detail"], "found_at": envelope.recorded_at}
+        for envelope in envelopes for gap in [current_payload(envelope)]])
+
+
+async def gaps_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for gap in map(current_payload, envelopes):
+        await session.execute(sa.delete(plan_gaps).where(
+            plan_gaps.c.household_id == gap["household_id"], plan_gaps.c.gap == gap["gap"],
+            plan_gaps.c.risk_type == (gap.get("risk_type") or "")))
+
+
+async def incomes_recorded(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for envelope in envelopes:
+        income = current_payload(envelope)
+        row = {"household_id": income["household_id"], "period": income["period"],
+               "net_income_per_person": income["net_income_per_person"],
+               "rigid_expenditure": income.get("rigid_expenditure", "0"), "sources": income.get("sources", []),
+               "recorded_by": income["recorded_by"], "recorded_at": envelope.recorded_at}
+        sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in row if c not in ("household_id", "period"))
+        await insert_rows(session, incomes, [row], f"ON CONFLICT (household_id, period) DO UPDATE SET {sets}")
+
+
+# --- mirrors -------------------------------------------------------------------------------------
+
+
+async def staff_registered(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    """A helper joins (or moves); a member of staff whose role changed from helper is no longer one."""
+    for staff in map(current_payload, envelopes):
+        row = {"helper_id": staff["staff_id"], "region_code": staff["region_code"], "active": staff["role"] == "helper"}
+        if row["active"]:
+            await insert_rows(session, helpers, [row], 'ON CONFLICT (helper_id) DO UPDATE SET '
+                                                       '"region_code" = EXCLUDED."region_code", "active" = true')
+        else:
+            await session.execute(sa.update(helpers).where(helpers.c.helper_id == row["helper_id"]).values(active=False))
+
+
+async def labour_facts(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for household in map(current_payload, envelopes):
+        await insert_rows(session, household_facts, [
+            {"household_id": household["household_id"], "any_member_can_work": any_member_can_work(household)}],
+            'ON CONFLICT (household_id) DO UPDATE SET "any_member_can_work" = EXCLUDED."any_member_can_work"')
+
+
+async def protected_marks(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    """SubjectProtected sets the mark, SubjectRemoved clears it (as screening's subjects do)."""
+    for envelope in envelopes:
+        await insert_rows(session, household_facts, [
+            {"household_id": envelope.household_id, "protected": envelope.event_type == "SubjectProtected"}],
+            'ON CONFLICT (household_id) DO UPDATE SET "protected" = EXCLUDED."protected"')
+
+
+PROJECTIONS = Projections(
+    tables=(plans, measures, plan_gaps, incomes),
+    appliers={
+        "PlanOpened": plans_opened, "PlanRiskAdded": plan_risks_added, "PlanClosed": plans_closed,
+        "HelperAssigned": helpers_assigned, "HelperReassigned": helpers_assigned, "HelperNotFound": helpers_not_found,
+        "MeasureAssigned": measures_assigned, "MeasureProgressNoted": measures_progressed,
+        "MeasureCompleted": measures_completed, "MeasureCancelled": measures_cancelled,
+        "PlanGapFound": gaps_found, "PlanGapClosed": gaps_closed, "IncomeRecorded": incomes_recorded,
+    },
+    mirrored_tables=(helpers, household_facts),
+    mirrors={"StaffRegistered": staff_registered, "HouseholdRegistered": labour_facts, "HouseholdUpdated": labour_facts,
+             "SubjectProtected": protected_marks, "SubjectRemoved": protected_marks},
+)
