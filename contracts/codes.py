@@ -145,6 +145,7 @@ REGISTERED: tuple[Code, ...] = (
         ("income_period_in_future", "an income is recorded for a period that has begun"),
         ("helper_unknown", "not a helper of the staff directory (notifier, role helper)"),
         ("helper_unchanged", "that helper already helps the household"),
+        ("visit_in_future", "a visit is recorded on or after the day it happened"),
         # the system
         ("idempotency_key_reused", "the Idempotency-Key was used with a different request body"),
         ("idempotency_in_progress", "a request with this Idempotency-Key is still being processed"),

@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     first_measure_days: int = 30
     measures_catalogue: str | None = None
     plan_check_seconds: float = 3600.0
+    helper_visit_interval_days: int = 30  # a helper visits each household they help at least monthly
     # Processes serving the service's port (uvicorn workers); bulk uploads sent side by side use one each.
     workers: int = 1
     http_host: str = "127.0.0.1"

@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 
 from contracts.assistance import (
-    HelperAssigned, HelperNotFound, HelperReassigned, IncomeRecorded, IncomeSource, MeasureAssigned, MeasureCancelled,
+    HelperAssigned, HelperNotFound, HelperReassigned, HelperVisitRecorded, IncomeRecorded, IncomeSource, MeasureAssigned, MeasureCancelled,
     MeasureCompleted, MeasureProgressNoted, PlanClosed, PlanOpened, PlanRiskAdded,
 )
 from contracts.base import EventPayload, decode_payload
@@ -202,3 +202,15 @@ async def reassign_helper(uow: UnitOfWork, principal: Principal, household_id: s
         household_id=household_id, from_helper_id=plan.helper_id, to_helper_id=helper_id, reason=reason,
         households_after=households, over_limit=households > uow.ctx.settings.helper_max_households)],
         plan.region_code)
+
+
+async def record_visit(uow: UnitOfWork, principal: Principal, household_id: str, visited_on: date, findings: str) -> str:
+    """A helper's visit (走访) to a household they help."""
+    if visited_on > uow.ctx.clock.now().date():
+        raise Invalid("visit_in_future", "visited_on", f"{visited_on} has not come yet")
+    stream, plan = await _plan_for(uow, principal, household_id, roles=("helper",))
+    visit_id = new_id_str()
+    await decide(uow, stream, plan, [HelperVisitRecorded(visit_id=visit_id, household_id=household_id,
+                                                         helper_id=principal.sub, visited_on=visited_on,
+                                                         findings=findings)], plan.region_code)
+    return visit_id

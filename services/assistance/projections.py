@@ -5,6 +5,7 @@ Projected, rebuilt from assistance's own events (stream `plan-{household_id}`):
 - `measures`: MeasureAssigned, MeasureProgressNoted, MeasureCompleted, MeasureCancelled.
 - `plan_gaps`: PlanGapFound, PlanGapClosed (the gaps open now).
 - `incomes`: IncomeRecorded (a period recorded again replaces the earlier record).
+- `helper_visits`: HelperVisitRecorded.
 
 Mirrored, rebuilt from the topics assistance consumes (no event of its own):
 - `helpers`: notifier's StaffRegistered, the staff whose role is helper.
@@ -23,7 +24,7 @@ from contracts.envelope import EventEnvelope
 from contracts.intake import any_member_can_work
 from runtime.bulk import insert_rows
 from runtime.projections import Projections
-from services.assistance.store import household_facts, helpers, incomes, measures, plan_gaps, plans
+from services.assistance.store import household_facts, helper_visits, helpers, incomes, measures, plan_gaps, plans
 
 # --- plans ---------------------------------------------------------------------------------------
 
@@ -134,6 +135,13 @@ async def incomes_recorded(session: AsyncSession, envelopes: list[EventEnvelope]
         await insert_rows(session, incomes, [row], f"ON CONFLICT (household_id, period) DO UPDATE SET {sets}")
 
 
+async def visits_recorded(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await insert_rows(session, helper_visits, [
+        {**{f: visit[f] for f in ("visit_id", "household_id", "helper_id", "visited_on")},
+         "findings": visit.get("findings", ""), "recorded_at": envelope.recorded_at}
+        for envelope in envelopes for visit in [current_payload(envelope)]])
+
+
 # --- mirrors -------------------------------------------------------------------------------------
 
 
@@ -164,13 +172,14 @@ async def protected_marks(session: AsyncSession, envelopes: list[EventEnvelope])
 
 
 PROJECTIONS = Projections(
-    tables=(plans, measures, plan_gaps, incomes),
+    tables=(plans, measures, plan_gaps, incomes, helper_visits),
     appliers={
         "PlanOpened": plans_opened, "PlanRiskAdded": plan_risks_added, "PlanClosed": plans_closed,
         "HelperAssigned": helpers_assigned, "HelperReassigned": helpers_assigned, "HelperNotFound": helpers_not_found,
         "MeasureAssigned": measures_assigned, "MeasureProgressNoted": measures_progressed,
         "MeasureCompleted": measures_completed, "MeasureCancelled": measures_cancelled,
         "PlanGapFound": gaps_found, "PlanGapClosed": gaps_closed, "IncomeRecorded": incomes_recorded,
+        "HelperVisitRecorded": visits_recorded,
     },
     mirrored_tables=(helpers, household_facts),
     mirrors={"StaffRegistered": staff_registered, "HouseholdRegistered": labour_facts, "HouseholdUpdated": labour_facts,

@@ -70,6 +70,16 @@ incomes = sa.Table(
     sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+helper_visits = sa.Table(
+    "helper_visits", metadata,
+    sa.Column("visit_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("helper_id", sa.Text, nullable=False),
+    sa.Column("visited_on", sa.Date, nullable=False),
+    sa.Column("findings", sa.Text, nullable=False),
+    sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # Mirrors of other services' facts.
 helpers = sa.Table(  # notifier's directory: the staff whose role is helper
     "helpers", metadata,
@@ -90,6 +100,7 @@ sa.Index("plans_region", plans.c.region_code)
 sa.Index("plans_helper", plans.c.helper_id)
 sa.Index("measures_household", measures.c.household_id)
 sa.Index("helpers_region", helpers.c.region_code)
+sa.Index("helper_visits_household", helper_visits.c.household_id, helper_visits.c.visited_on)
 
 
 async def helpers_in_reach(session: AsyncSession, region_code: str) -> list[Helper]:
@@ -154,3 +165,23 @@ async def open_plan_ids(session: AsyncSession, after: str | None, limit: int) ->
     if after:
         query = query.where(plans.c.household_id > after)
     return list((await session.execute(query.order_by(plans.c.household_id).limit(limit))).scalars())
+
+
+async def visits_of(session: AsyncSession, household_id: str):
+    return (await session.execute(sa.select(helper_visits).where(helper_visits.c.household_id == household_id)
+                                  .order_by(helper_visits.c.visited_on, helper_visits.c.visit_id))).all()
+
+
+async def overdue_visits_page(session: AsyncSession, region: str, helper_id: str | None, before, after: str | None,
+                              limit: int):
+    """Open plans of `region` whose helper's last visit is before `before`, or who had none, by household."""
+    last_visit = (sa.select(sa.func.max(helper_visits.c.visited_on))
+                  .where(helper_visits.c.household_id == plans.c.household_id).scalar_subquery())
+    query = (sa.select(plans.c.household_id, plans.c.region_code, plans.c.helper_id, last_visit.label("last_visited_on"))
+             .where(plans.c.status == "open", plans.c.region_code.startswith(region, autoescape=True))
+             .where(sa.or_(last_visit.is_(None), last_visit < before)))
+    if helper_id:
+        query = query.where(plans.c.helper_id == helper_id)
+    if after:
+        query = query.where(plans.c.household_id > after)
+    return (await session.execute(query.order_by(plans.c.household_id).limit(limit))).all()

@@ -1,7 +1,7 @@
 """Plans (一户一案): one household's plan, the plans of a region or helper, its helper, its incomes."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -105,3 +105,42 @@ async def assign_measure(household_id: str, body: MeasureIn, request: Request, p
         uow, principal, household_id, body.measure_type, body.member, body.description, body.department,
         body.start_date, body.planned_end, body.amount, body.quantity))
     return MeasureCreated(measure_id=measure_id, plan=await _readable_plan(ctx, principal, household_id))
+
+
+class VisitIn(BaseModel):
+    visited_on: date
+    findings: str = Field("", max_length=4000)
+
+
+class VisitCreated(BaseModel):
+    visit_id: str
+    plan: PlanView
+
+
+@router.post("/plans/{household_id}/visits", response_model=VisitCreated, status_code=201)
+async def record_visit(household_id: str, body: VisitIn, request: Request, principal: Staff, ctx: Context):
+    """A helper's visit (走访) to a household they help."""
+    visit_id = await run_command(ctx, command_metadata(principal, request), lambda uow: commands.record_visit(
+        uow, principal, household_id, body.visited_on, body.findings))
+    return VisitCreated(visit_id=visit_id, plan=await _readable_plan(ctx, principal, household_id))
+
+
+class OverdueVisit(BaseModel):
+    household_id: str
+    region_code: str
+    helper_id: str | None
+    last_visited_on: date | None
+
+
+@router.get("/helper-visits/overdue", response_model=Page[OverdueVisit])
+async def overdue_visits(region: str | None = None, helper_id: str | None = None, *, page: Paging, principal: Staff,
+                         ctx: Context):
+    """Open plans whose helper has not visited within helper_visit_interval_days, or never."""
+    scope = region_scope(principal, region)
+    if principal.role == "helper":
+        helper_id = principal.sub
+    before = ctx.clock.now().date() - timedelta(days=ctx.settings.helper_visit_interval_days)
+    async with ctx.sessions() as session:
+        rows = await store.overdue_visits_page(session, scope, helper_id, before, page.after, page.limit + 1)
+    return make_page(rows, page, key=lambda r: r.household_id,
+                     item=lambda r: OverdueVisit.model_validate(r, from_attributes=True))

@@ -44,6 +44,13 @@ class IncomeView(BaseModel):
     recorded_by: str
 
 
+class VisitView(BaseModel):
+    visit_id: str
+    helper_id: str
+    visited_on: date
+    findings: str
+
+
 class PlanSummary(BaseModel):
     household_id: str
     region_code: str
@@ -61,6 +68,7 @@ class PlanView(PlanSummary):
     measures: list[MeasureView]
     gaps: list[GapView]
     incomes: list[IncomeView]
+    visits: list[VisitView]
 
 
 def summary(row) -> PlanSummary:
@@ -74,4 +82,5 @@ async def plan_view(session, row) -> PlanView:
         measures=[MeasureView.model_validate(m, from_attributes=True) for m in await store.measures_of(session, household_id)],
         gaps=[GapView(gap=g.gap, risk_type=g.risk_type or None, detail=g.detail, found_at=g.found_at)
               for g in await store.gaps_of(session, household_id)],
-        incomes=[IncomeView.model_validate(i, from_attributes=True) for i in await store.incomes_of(session, household_id)])
+        incomes=[IncomeView.model_validate(i, from_attributes=True) for i in await store.incomes_of(session, household_id)],
+        visits=[VisitView.model_validate(v, from_attributes=True) for v in await store.visits_of(session, household_id)])

@@ -140,6 +140,18 @@ async def test_a_subject_gets_a_plan_and_a_helper_and_the_rules_follow_its_measu
         reopened = await plan("P1")
         assert reopened["helper_id"] == "h-village" and len(reopened["measures"]) == 2, "reopened with its history"
 
+        # Helper visits: the overdue list follows them; a visit in the future is refused.
+        overdue = (await assistance.get("/v1/helper-visits/overdue", headers=helper)).json()["items"]
+        assert [(o["household_id"], o["last_visited_on"]) for o in overdue] == [("P1", None)]
+        visit = await assistance.post("/v1/plans/P1/visits", headers=helper, json={
+            "visited_on": "2026-11-19", "findings": "the head started work at the cooperative"})
+        assert visit.status_code == 201 and visit.json()["plan"]["visits"][0]["visited_on"] == "2026-11-19", visit.text
+        assert (await assistance.get("/v1/helper-visits/overdue", headers=helper)).json()["items"] == []
+        tomorrow = await assistance.post("/v1/plans/P1/visits", headers=helper, json={"visited_on": "2026-11-21"})
+        assert tomorrow.status_code == 422 and tomorrow.json()["errors"][0]["field"] == "visited_on", tomorrow.text
+        assert (await assistance.post("/v1/plans/P1/visits", headers=county, json={"visited_on": "2026-11-19"})
+                ).status_code == 403, "visits are the helper's"
+
         # Lists: by region with gaps, and a helper's own.
         with_gaps = (await assistance.get("/v1/plans?gaps=true", headers=county)).json()["items"]
         assert {p["household_id"] for p in with_gaps} >= {"P1", "P2", "P3"}

@@ -1,4 +1,4 @@
-"""assistance: plans, measures, plan gaps and incomes (projections of its events), and the helpers and
+"""assistance: plans, measures, plan gaps, incomes and helper visits (projections of its events), and the helpers and
 household facts it mirrors from notifier, intake and screening
 
 Revision ID: assistance_0005
@@ -74,6 +74,16 @@ def upgrade() -> None:
         sa.Column("recorded_by", sa.Text, nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "helper_visits",
+        sa.Column("visit_id", sa.Text, primary_key=True),
+        sa.Column("household_id", sa.Text, nullable=False),
+        sa.Column("helper_id", sa.Text, nullable=False),
+        sa.Column("visited_on", sa.Date, nullable=False),
+        sa.Column("findings", sa.Text, nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("helper_visits_household", "helper_visits", ["household_id", "visited_on"])
     op.create_table(
         "helpers",
         sa.Column("helper_id", sa.Text, primary_key=True),
