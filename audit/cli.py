@@ -244,3 +244,155 @@ def checkpoints(
     else:
         console.print(f"{count:,} checkpoints of {name} written to {out} (the last, number {last['sequence']}, up to "
                       f"global position {last['upto_position']:,}: root {last['root']}).", markup=False)
+
+
+def _moment(as_of: Optional[str]):
+    """--as-of: an ISO 8601 time with its zone, or None."""
+    from runtime.clock import parse_moment
+
+    if as_of is None:
+        return None
+    try:
+        return parse_moment(as_of)
+    except ValueError as exc:
+        raise _fail(f"--as-of {exc}.") from None
+
+
+def _search_display(progress):
+    """(service, positions searched, positions in its store) -> the progress display, a task per service."""
+    tasks: dict[str, Any] = {}
+
+    def show(service: str, done: int, total: int) -> None:
+        if service not in tasks:
+            tasks[service] = progress.add_task(f"{service}: searching", total=total)
+        progress.update(tasks[service], completed=done, total=total)
+
+    return show
+
+
+def _no_history(household: str, as_of: Optional[str]) -> typer.Exit:
+    return _fail(f"No event of household {household!r} in any service's store"
+                 + (f" recorded at or before {as_of}" if as_of else "") + ": is the household id right?")
+
+
+@app.command()
+def timeline(
+    household: str = typer.Option(..., help="the household's id, as the registry gives it"),
+    as_of: Optional[str] = typer.Option(None, help="only what was recorded at or before this time, e.g. "
+                                        "2026-11-25T18:00:00+08:00"),
+    json_output: bool = typer.Option(False, "--json", help="a JSON list for machines (times in UTC) instead of the table"),
+    data_dir: Optional[Path] = typer.Option(None, help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, help=_DATABASE_URL_HELP),
+) -> None:
+    """One household's history across the five services: each event with its time (UTC+08:00 in the
+    table), service, actor, type and a one-line summary, in causal order (after the event that caused
+    it), then by time. Exit 0, or 1 (no such household, or the stores could not be read)."""
+    import orjson
+
+    from audit.timeline import causal_order, household_events, timeline_entries, timeline_table
+    from audit.verify import AuditError
+
+    moment = _moment(as_of)
+    targets = _databases(None, data_dir, database_url)
+    with _progress_display(console.is_terminal) as progress:
+        try:
+            events = asyncio.run(household_events(targets, household, moment, _search_display(progress)))
+        except AuditError as exc:
+            raise _fail(f"{exc}. Is the system running (./fangpin up)? Or give --database-url.") from None
+    if not events:
+        raise _no_history(household, as_of)
+    entries = timeline_entries(causal_order(events), household)
+    if json_output:
+        typer.echo(orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode())
+    elif console.is_terminal:
+        console.print(timeline_table(entries, household, moment))
+    else:  # piped to a file or a program: one line per row, however long
+        Console(width=300, highlight=False).print(timeline_table(entries, household, moment))
+
+
+@app.command()
+def export(
+    household: str = typer.Option(..., help="the household's id, as the registry gives it"),
+    out: Path = typer.Option(..., help="the bundle to write (JSON)"),
+    as_of: Optional[str] = typer.Option(None, help="only what was recorded at or before this time, e.g. "
+                                        "2026-11-25T18:00:00+08:00"),
+    data_dir: Optional[Path] = typer.Option(None, help=_DATA_DIR_HELP),
+    database_url: Optional[str] = typer.Option(None, help=_DATABASE_URL_HELP),
+    public_key: Optional[str] = typer.Option(None, help="the services' checkpoint key (hex) if this machine does not hold "
+                                             "their keys: what `fangpin audit public-key` prints on theirs"),
+) -> None:
+    """Write one household's events (those of its timeline), each with its proof in its service's
+    signed checkpoint, and the public key, to a bundle that `fangpin audit check-bundle` checks with no
+    database. Exit 0 written; 2 the store disagrees with its checkpoints (run verify); 1 not written
+    (no such household, events not yet under a checkpoint: wait a few seconds, or no store)."""
+    from audit.bundle import NotCovered, StoreDisagrees, bundle_bytes, export_bundle
+    from audit.verify import AuditError
+
+    moment = _moment(as_of)
+    targets = _databases(None, data_dir, database_url)
+    key = _public_key(public_key, data_dir)
+    with _progress_display(console.is_terminal) as progress:
+        tasks: dict[str, Any] = {}
+
+        def leaves(service: str, done: int, total: int) -> None:
+            if service not in tasks:
+                tasks[service] = progress.add_task(f"{service}: proving", total=total)
+            progress.update(tasks[service], completed=done)
+
+        try:
+            bundle = asyncio.run(export_bundle(targets, household, moment, key, _search_display(progress), leaves))
+        except NotCovered as exc:
+            raise _fail(f"{exc}.") from None
+        except StoreDisagrees as exc:
+            console.print(f"{exc}.", style="red", markup=False)
+            raise typer.Exit(2) from None
+        except AuditError as exc:
+            raise _fail(f"{exc}. Is the system running (./fangpin up)? Or give --database-url.") from None
+    if bundle is None:
+        raise _no_history(household, as_of)
+    try:
+        out.write_bytes(bundle_bytes(bundle))
+    except OSError as exc:
+        raise _fail(f"{out} cannot be written: {exc.strerror}.") from None
+    events = sum(len(entry["events"]) for entry in bundle["services"])
+    proven = ", ".join(f"{entry['service']} checkpoint {entry['checkpoint']['sequence']}" for entry in bundle["services"])
+    console.print(f"{events:,} events of household {household} written to {out}, each with its proof ({proven}). "
+                  f"Check it anywhere: fangpin audit check-bundle {out} --public-key {bundle['public_key']}",
+                  markup=False)
+
+
+@app.command("check-bundle")
+def check_bundle_command(
+    file: Path = typer.Argument(..., help="a bundle `fangpin audit export` wrote"),
+    public_key: Optional[str] = typer.Option(None, help="the services' checkpoint key (hex), as `fangpin audit public-key` "
+                                             "prints it on their machine: without it, the bundle's own key is used"),
+) -> None:
+    """Check a household's bundle with no database: each event's hash from its fields, its inclusion
+    proof against its service's checkpoint, each checkpoint's signature, each stream's chain and the
+    file's digest. Each finding names the event (service, stream, position, event id) or the
+    checkpoint. Exit 0 as exported, 2 findings, 1 not a bundle or not readable."""
+    from audit.bundle import NotABundle, check_bundle, read_bundle
+    from runtime.integrity import public_key as from_hex, public_key_hex
+
+    given = None
+    if public_key is not None:
+        try:
+            given = public_key_hex(from_hex(public_key))
+        except ValueError:
+            raise _fail("--public-key is not an Ed25519 public key (64 hex digits): `fangpin audit public-key` "
+                        "prints it.") from None
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise _fail(f"{file} cannot be read: {exc.strerror}.") from None
+    try:
+        bundle = read_bundle(raw)
+    except NotABundle as exc:
+        raise _fail(f"{file} {exc}.") from None
+    report = check_bundle(bundle, given, raw)
+    for finding in report.findings:
+        console.print(str(finding), style="red", markup=False)
+    console.print(report.summary(), markup=False, style=None if report.intact else "bold")
+    console.print(report.key_note(), markup=False)
+    if not report.intact:
+        raise typer.Exit(2)

@@ -56,8 +56,9 @@ WITNESS = "witness"
 # spells them in UTC with microseconds).
 _HASHED = [str(c.name) for c in ENVELOPE_COLUMNS if c.name != "hash"]  # plain str: orjson refuses quoted_name keys
 _AS_TEXT = {"event_id", "correlation_id", "causation_id", "actor", "payload"}
-EVENTS_SQL = ("select global_position, hash, " + ", ".join(f"{n}::text" if n in _AS_TEXT else n for n in _HASHED)
-              + " from events order by global_position")
+SELECT_EVENTS = ("select global_position, hash, " + ", ".join(f"{n}::text" if n in _AS_TEXT else n for n in _HASHED)
+                 + " from events")  # a row: global_position, hash, then the hashed columns (stored_envelope)
+EVENTS_SQL = SELECT_EVENTS + " order by global_position"
 _ACTOR, _PAYLOAD = 2 + _HASHED.index("actor"), 2 + _HASHED.index("payload")
 _STREAM, _STREAM_POSITION, _PREV_HASH = (2 + _HASHED.index(n) for n in ("stream_id", "stream_position", "prev_hash"))
 _MOMENTS = [(n, 2 + _HASHED.index(n)) for n in ("occurred_at", "recorded_at")]
@@ -79,6 +80,7 @@ class Finding:
     stream_position: int | None = None
     global_position: int | None = None
     checkpoint: int | None = None  # its sequence number
+    event_id: str | None = None  # an audit bundle's reader has no store to look the event up in
 
     def __str__(self) -> str:
         where = []
@@ -89,6 +91,8 @@ class Finding:
                                                        if self.stream_position is not None else ""))
         if self.global_position is not None:
             where.append(f"global position {self.global_position}")
+        if self.event_id is not None:
+            where.append(f"event {self.event_id}")
         return f"{self.service}: {', '.join(where) or 'store'}: {self.kind}: {self.what}"
 
 
@@ -139,6 +143,18 @@ def recomputed_hash(row: Any, spelled: dict[datetime, str] | None = None) -> str
             moment = row[at]
             body[name] = spelled.get(moment) or spelled.setdefault(moment, utc_spelling(moment))
     return compute_hash(body)
+
+
+def stored_envelope(row: Any) -> dict[str, Any]:
+    """A row of SELECT_EVENTS as the envelope the store sealed, in its JSON form: ids and times as
+    the hash spells them, actor and payload as JSON; `compute_hash` of it gives its `hash`."""
+    envelope = dict(zip(_HASHED, row[2:]))
+    envelope["actor"] = orjson.loads(row[_ACTOR])
+    envelope["payload"] = orjson.loads(row[_PAYLOAD])
+    for name, at in _MOMENTS:
+        envelope[name] = utc_spelling(row[at])
+    envelope["hash"] = row[1]
+    return envelope
 
 
 class StoreCheck:

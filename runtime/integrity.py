@@ -142,6 +142,86 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
     return sn == 0 and r == root
 
 
+def _proof_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges [start, end) whose subtree roots make PATH(index, D[size]), leaf to root."""
+    ranges: list[tuple[int, int]] = []
+    start = 0
+    while size > 1:
+        k = _split(size)
+        if index < k:
+            ranges.append((start + k, start + size))
+            size = k
+        else:
+            ranges.append((start, start + k))
+            start, index, size = start + k, index - k, size - k
+    return ranges[::-1]
+
+
+class InclusionProofs:
+    """Inclusion proofs of chosen leaves in the tree of `size` leaves, built as the leaves stream by
+    once, in order: O(log n) memory per proof instead of every leaf (a store's million leaves).
+
+    Every node of an RFC 6962 tree is a perfect subtree aligned on its size, or ends at the last
+    leaf. A proven leaf's siblings on its left are the perfect subtrees the frontier holds when it
+    arrives; those on its right are caught as the frontier completes them, or, for the ones ending
+    at the last leaf, folded from the final frontier."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.count = size, 0
+        self.stack: list[tuple[int, int, bytes]] = []  # (start, width, root) of the perfect subtrees so far
+        self.paths: dict[int, list[tuple[int, int]]] = {}  # proven leaf -> its sibling ranges, leaf to root
+        self.nodes: dict[tuple[int, int], bytes | None] = {}  # sibling range -> its root (None: not yet)
+
+    def append(self, leaf: bytes, prove: bool = False) -> int:
+        """Add the next leaf hash (its proof wanted or not); its index."""
+        index = self.count
+        if index >= self.size:
+            raise ValueError(f"a tree of {self.size} leaves has no leaf {index}")
+        if prove:
+            path = self.paths[index] = _proof_ranges(index, self.size)
+            have = {(start, start + width): node for start, width, node in self.stack}
+            for span in path:
+                self.nodes.setdefault(span, have.get(span))
+        node, start, width = leaf, index, 1
+        nodes = self.nodes
+        if (start, start + 1) in nodes:
+            nodes[(start, start + 1)] = node
+        while self.stack and self.stack[-1][1] == width:
+            left_start, _, left = self.stack.pop()
+            node, start, width = _sha256(b"\x01" + left + node).digest(), left_start, width * 2
+            if (start, start + width) in nodes:
+                nodes[(start, start + width)] = node
+        self.stack.append((start, width, node))
+        self.count += 1
+        return index
+
+    def _fold_from(self, start: int) -> bytes:
+        """The root of the leaves from `start` to the last (a node that ends there)."""
+        root: bytes | None = None
+        for first, _, node in reversed(self.stack):
+            root = node if root is None else node_hash(node, root)
+            if first == start:
+                return root
+        raise ValueError(f"no node of the tree begins at leaf {start}")
+
+    def _complete(self) -> None:
+        if self.count != self.size:
+            raise ValueError(f"{self.count} of the tree's {self.size} leaves given")
+
+    def root(self) -> bytes:
+        self._complete()
+        return self._fold_from(0) if self.size else EMPTY_ROOT
+
+    def proof(self, index: int) -> list[bytes]:
+        """PATH(index, D[size]), as inclusion_proof gives it."""
+        self._complete()
+        proof = []
+        for span in self.paths[index]:
+            node = self.nodes[span]
+            proof.append(node if node is not None else self._fold_from(span[0]))
+        return proof
+
+
 # -- signing keys and checkpoints -----------------------------------------------------------------
 
 def signing_key(seed_hex: str) -> Ed25519PrivateKey:

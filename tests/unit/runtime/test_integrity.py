@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from contracts.audit import CheckpointSigned
 from runtime.integrity import (
-    EMPTY_ROOT, MerkleFrontier, checkpoint_problems, event_leaf, inclusion_proof, leaf_hash, next_checkpoint,
+    EMPTY_ROOT, InclusionProofs, MerkleFrontier, checkpoint_problems, event_leaf, inclusion_proof, leaf_hash, next_checkpoint,
     public_key, public_key_hex, sign_checkpoint, signing_key, tree_root, verify_inclusion,
 )
 
@@ -107,6 +107,26 @@ def test_every_leaf_proves_its_way_to_the_root_and_no_other_leaf_uses_its_proof(
         assert not verify_inclusion(leaves[other], index, size, proof, root)
         assert not verify_inclusion(leaves[index], other, size, proof, root)
         assert not verify_inclusion(leaves[index], index, size, proof[:-1], root)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 70).flatmap(lambda n: st.tuples(st.just(n), st.sets(st.integers(0, n - 1), min_size=1))))
+def test_proofs_built_in_one_pass_over_the_leaves_are_the_recursive_ones(case):
+    """`fangpin audit export`'s proofs: the leaves stream by once, only the proven ones' paths are kept."""
+    size, proven = case
+    leaves = _leaves(size)
+    proofs = InclusionProofs(size)
+    for index, leaf in enumerate(leaves):
+        assert proofs.append(leaf, prove=index in proven) == index
+    assert proofs.root() == tree_root(leaves)
+    for index in proven:
+        assert proofs.proof(index) == inclusion_proof(leaves, index, size), index
+    with pytest.raises(ValueError):
+        proofs.append(leaves[0])  # more leaves than the tree has
+    short = InclusionProofs(size + 1)
+    short.append(leaves[0], prove=True)
+    with pytest.raises(ValueError):
+        short.proof(0)  # not every leaf has come yet
 
 
 def test_a_proof_against_a_smaller_tree_of_the_same_leaves():
