@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+import contracts.catalog  # noqa: F401  every event type is known, whichever service's events a service decodes
 from runtime import codes, dead_letters
 from runtime.clock import Clock, RequestClockMiddleware, SimulationClock, clock_from_settings, describe
 from runtime.checkpoints import CheckpointWriter
