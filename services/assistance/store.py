@@ -104,13 +104,18 @@ sa.Index("helper_visits_household", helper_visits.c.household_id, helper_visits.
 
 
 async def helpers_in_reach(session: AsyncSession, region_code: str) -> list[Helper]:
-    """The active helpers of the household's township (and so of its village), each with their open plans."""
+    """The active helpers of the household's village, each with their open plans; none there: those of
+    its township (domain.choose_helper's order; asking the village first keeps the counting to a few
+    helpers when a township has hundreds)."""
     load = (sa.select(sa.func.count()).where(plans.c.helper_id == helpers.c.helper_id, plans.c.status == "open")
             .scalar_subquery())
-    rows = await session.execute(
-        sa.select(helpers.c.helper_id, helpers.c.region_code, load)
-        .where(helpers.c.active, helpers.c.region_code.startswith(region_code[:9], autoescape=True)))
-    return [Helper(*row) for row in rows]
+    for where in (helpers.c.region_code == region_code[:12],
+                  helpers.c.region_code.startswith(region_code[:9], autoescape=True)):
+        rows = (await session.execute(sa.select(helpers.c.helper_id, helpers.c.region_code, load)
+                                      .where(helpers.c.active, where))).all()
+        if rows:
+            return [Helper(*row) for row in rows]
+    return []
 
 
 async def helper_load(session: AsyncSession, helper_id: str) -> int:
