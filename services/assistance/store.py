@@ -190,3 +190,18 @@ async def overdue_visits_page(session: AsyncSession, region: str, helper_id: str
     if after:
         query = query.where(plans.c.household_id > after)
     return (await session.execute(query.order_by(plans.c.household_id).limit(limit))).all()
+
+
+async def helper_page(session: AsyncSession, region: str, more_than: int | None, after: str | None, limit: int):
+    """Active helpers of `region` by id, each with their open plans (kept if above `more_than`)."""
+    load = sa.func.count(plans.c.household_id)
+    query = (sa.select(helpers.c.helper_id, helpers.c.region_code, load.label("households"))
+             .select_from(helpers.outerjoin(plans, sa.and_(plans.c.helper_id == helpers.c.helper_id,
+                                                           plans.c.status == "open")))
+             .where(helpers.c.active, helpers.c.region_code.startswith(region, autoescape=True))
+             .group_by(helpers.c.helper_id, helpers.c.region_code))
+    if more_than is not None:
+        query = query.having(load > more_than)
+    if after:
+        query = query.where(helpers.c.helper_id > after)
+    return (await session.execute(query.order_by(helpers.c.helper_id).limit(limit))).all()

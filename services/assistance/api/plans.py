@@ -144,3 +144,23 @@ async def overdue_visits(region: str | None = None, helper_id: str | None = None
         rows = await store.overdue_visits_page(session, scope, helper_id, before, page.after, page.limit + 1)
     return make_page(rows, page, key=lambda r: r.household_id,
                      item=lambda r: OverdueVisit.model_validate(r, from_attributes=True))
+
+
+class HelperLoad(BaseModel):
+    helper_id: str
+    region_code: str
+    households: int = Field(description="open plans they help")
+    over_limit: bool = Field(description="more than helper_max_households")
+
+
+@router.get("/helpers", response_model=Page[HelperLoad])
+async def helper_loads(region: str | None = None, over_limit: bool = False, *, page: Paging, principal: Staff,
+                       ctx: Context):
+    """The helpers of a region (notifier's directory, role helper) with their households; `over_limit=true`
+    keeps those past helper_max_households."""
+    scope = region_scope(principal, region)
+    limit = ctx.settings.helper_max_households
+    async with ctx.sessions() as session:
+        rows = await store.helper_page(session, scope, limit if over_limit else None, page.after, page.limit + 1)
+    return make_page(rows, page, key=lambda r: r.helper_id, item=lambda r: HelperLoad(
+        helper_id=r.helper_id, region_code=r.region_code, households=r.households, over_limit=r.households > limit))

@@ -152,6 +152,10 @@ async def test_a_subject_gets_a_plan_and_a_helper_and_the_rules_follow_its_measu
         assert (await assistance.post("/v1/plans/P1/visits", headers=county, json={"visited_on": "2026-11-19"})
                 ).status_code == 403, "visits are the helper's"
 
+        loads = (await assistance.get("/v1/helpers", headers=county)).json()["items"]
+        assert [(h["helper_id"], h["households"], h["over_limit"]) for h in loads] == [
+            ("h-township", 1, False), ("h-village", 1, False)]
+
         # Lists: by region with gaps, and a helper's own.
         with_gaps = (await assistance.get("/v1/plans?gaps=true", headers=county)).json()["items"]
         assert {p["household_id"] for p in with_gaps} >= {"P1", "P2", "P3"}
