@@ -146,6 +146,7 @@ REGISTERED: tuple[Code, ...] = (
         ("helper_unknown", "not a helper of the staff directory (notifier, role helper)"),
         ("helper_unchanged", "that helper already helps the household"),
         ("visit_in_future", "a visit is recorded on or after the day it happened"),
+        ("completion_in_future", "a delivery is confirmed on or after the day it was completed"),
         # the system
         ("idempotency_key_reused", "the Idempotency-Key was used with a different request body"),
         ("idempotency_in_progress", "a request with this Idempotency-Key is still being processed"),

@@ -130,6 +130,23 @@ Staff = Annotated[Principal, Depends(require(kinds=("staff",)))]
 StaffOrSystem = Annotated[Principal, Depends(require(kinds=("staff", "system")))]
 
 
+_DEPARTMENT_ROLES = require("department_system", "department_liaison", kinds=("system", "staff"))
+
+
+async def department_actor(principal: Principal = Depends(_DEPARTMENT_ROLES)) -> Principal:
+    """A department system or liaison, acting for exactly the one department its token names: a
+    token without one could otherwise act for any department."""
+    if not principal.department:
+        raise Problem(403, "Forbidden", "this token names no department; a department's token carries its "
+                      "department (fangpin token --kind system --role department_system --department civil_affairs)",
+                      code="department_missing_in_token", errors=[{"field": "department", "message": "the token has no department claim"}])
+    return principal
+
+
+# A department's system or liaison, for its own department (department warnings, delivery confirmations).
+Department = Annotated[Principal, Depends(department_actor)]
+
+
 def require_region(principal: Principal, region_code: str | None) -> None:
     if not principal.covers(region_code):
         raise Problem(

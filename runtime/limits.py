@@ -1,7 +1,7 @@
 """Request body limits (issue 13). A JSON endpoint reads its body whole before it runs, so a body
 larger than `max_body_bytes` is refused with 413 while it arrives, before anything holds all of it.
 NDJSON batch endpoints (`:import`, `:batch`) stream their bodies and have no total limit; each of
-their lines is limited instead (`max_ndjson_line_bytes`, services.intake.api.ndjson)."""
+their lines is limited instead (`max_ndjson_line_bytes`, runtime.ndjson)."""
 from __future__ import annotations
 
 import orjson

@@ -4,9 +4,10 @@ facts assistance mirrors), lets domain/ decide, and appends the decision with th
 then find or see mended, in one append to the plan's stream."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING, Literal
 
 from contracts.assistance import (
     HelperAssigned, HelperNotFound, HelperReassigned, HelperVisitRecorded, IncomeRecorded, IncomeSource, MeasureAssigned, MeasureCancelled,
@@ -22,6 +23,9 @@ from services.assistance import reference, store
 from services.assistance.domain import PlanRules, PlanState, check_plan, choose_helper, plan_from_history
 from services.assistance.domain.plans import ACTIVE, apply, period_bounds
 from services.assistance.domain.refusals import Invalid, NotAllowed, NotFound, OutOfOrder
+
+if TYPE_CHECKING:  # the parsed request rows the routes hand over
+    from services.assistance.api.measures import ConfirmationIn
 
 STAFF_WHO_ASSIST = ("helper", "village_cadre", "work_team", "township_officer", "county_officer")
 STAFF_WHO_REASSIGN = ("township_officer", "county_officer")
@@ -214,3 +218,61 @@ async def record_visit(uow: UnitOfWork, principal: Principal, household_id: str,
                                                          helper_id=principal.sub, visited_on=visited_on,
                                                          findings=findings)], plan.region_code)
     return visit_id
+
+
+@dataclass(slots=True)
+class ConfirmationRow:
+    """A row of a department's bulk delivery confirmation, and what came of it."""
+
+    line: int
+    outcome: Literal["completed", "duplicate", "invalid"]
+    measure_id: str | None = None
+    household_id: str | None = None
+    source_record_id: str | None = None
+    field: str | None = None
+    code: str | None = None
+    reason: str | None = None
+
+
+async def confirm_deliveries(uow: UnitOfWork, principal: Principal,
+                             rows: list[tuple[int, "ConfirmationIn | ConfirmationRow"]]) -> list[ConfirmationRow]:
+    """A department confirms, in bulk, the measures it delivered (e.g. civil affairs: 低保 granted):
+    each row completes its measure once; a measure completed already is a `duplicate`, never a second
+    completion; a measure of another department, cancelled, or of a closed plan is `invalid`, naming why."""
+    today = uow.ctx.clock.now().date()
+    outcomes = []
+    for line, row in rows:
+        if isinstance(row, ConfirmationRow):
+            outcomes.append(row)
+            continue
+
+        def refuse(field: str, code: str, reason: str, household_id: str | None = None) -> None:
+            outcomes.append(ConfirmationRow(line, "invalid", row.measure_id, household_id, row.source_record_id,
+                                            field, code, reason))
+
+        measure = await store.measure_row(uow.session, row.measure_id)
+        if measure is None:
+            refuse("measure_id", "measure_not_found", f"no measure {row.measure_id}")
+            continue
+        if measure.department != principal.department:
+            refuse("measure_id", "department_mismatch", f"the measure is {measure.department}'s, not "
+                   f"{principal.department}'s", measure.household_id)
+            continue
+        if row.completed_on > today:
+            refuse("completed_on", "completion_in_future", f"{row.completed_on} has not come yet", measure.household_id)
+            continue
+        stream, plan = await load_plan(uow, measure.household_id)
+        standing = next(m for m in plan.measures if m.measure_id == row.measure_id)
+        if standing.status == "completed":
+            outcomes.append(ConfirmationRow(line, "duplicate", row.measure_id, measure.household_id, row.source_record_id))
+            continue
+        if standing.status != ACTIVE or not plan.open:
+            refuse("measure_id", "measure_not_active" if plan.open else "plan_closed",
+                   f"the measure is {standing.status}" if plan.open else "the plan is closed", measure.household_id)
+            continue
+        await decide(uow, stream, plan, [MeasureCompleted(
+            measure_id=row.measure_id, household_id=measure.household_id, completed_on=row.completed_on,
+            delivered=row.delivered, confirmed_by=principal.sub, source_record_id=row.source_record_id)],
+            plan.region_code)
+        outcomes.append(ConfirmationRow(line, "completed", row.measure_id, measure.household_id, row.source_record_id))
+    return outcomes

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from runtime.auth import BEARER, Principal, bearer_token, decode_token, require
+from runtime.auth import BEARER, Department, Principal, bearer_token, decode_token, require
 from runtime.problems import Problem
 
 REGISTRARS = ("village_cadre", "grid_worker", "work_team", "township_officer", "county_officer")
@@ -20,20 +20,8 @@ Administrator = Annotated[Principal, Depends(require("administrator", kinds=("st
 WarningReader = Annotated[Principal, Depends(require("department_system", "department_liaison", "county_officer",
                                                      kinds=("system", "staff")))]
 
-_DEPARTMENT_ROLES = require("department_system", "department_liaison", kinds=("system", "staff"))
-
-
-async def warning_sender(principal: Principal = Depends(_DEPARTMENT_ROLES)) -> Principal:
-    """A department system or liaison, acting for exactly the one department its token names: a
-    token without one could otherwise post any department's warnings."""
-    if not principal.department:
-        raise Problem(403, "Forbidden", "this token names no department; a department's token carries its "
-                      "department (fangpin token --kind system --role department_system --department civil_affairs)",
-                      code="department_missing_in_token", errors=[{"field": "department", "message": "the token has no department claim"}])
-    return principal
-
-
-WarningSender = Annotated[Principal, Depends(warning_sender)]
+# Who posts a department's warnings: its system or liaison, for its own department.
+WarningSender = Department
 
 
 async def household_principal(request: Request, token: str | None = Query(

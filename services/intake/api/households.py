@@ -12,13 +12,13 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from contracts.fields import BirthDate, FieldProblem, refusal
 from contracts.vocabulary import LaborCapacity
 from runtime.auth import Staff, StaffOrSystem, command_metadata, region_scope, require_region
+from runtime.ndjson import ndjson_body, run_ndjson_batch, tally
 from runtime.paging import Page, Paging, make_page
 from runtime.problems import Problem
 from runtime.service import Context, UnitOfWork, run_command
 from services.intake import commands, domain, store
 from services.intake.api.deps import Registrar
 from services.intake.api.fields import IdNumber
-from services.intake.api.ndjson import ndjson_body, run_ndjson_batch, tally
 from services.intake.commands import HouseholdRow
 from services.intake.vault import IdentityVault
 

@@ -13,13 +13,13 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_va
 
 from contracts.fields import Amount, FieldProblem, Moment, amount_problem, refusal
 from runtime.auth import Principal, command_metadata
+from runtime.ndjson import ndjson_body, run_ndjson_batch, tally
 from runtime.paging import Page, PageRequest, Paging, make_page
 from runtime.problems import Problem, field_error
 from runtime.service import Context, ServiceContext, UnitOfWork, run_command
 from services.intake import commands, domain, store
 from services.intake.api.deps import WarningReader, WarningSender
 from services.intake.api.fields import IdNumber
-from services.intake.api.ndjson import ndjson_body, run_ndjson_batch, tally
 from services.intake.commands import RowOutcome
 
 router = APIRouter()

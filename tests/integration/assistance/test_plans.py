@@ -3,6 +3,7 @@ plan with a helper in one consumer pass; measures answer its risks and the plan 
 close; a new risk reopens the check; an approved exit closes the plan and a rollback reopens it; a
 helper acts on their own households only; bad input is refused naming the field. run_services ends by
 rebuilding the plans from assistance's events and the helpers and household facts from the topics."""
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -161,6 +162,30 @@ async def test_a_subject_gets_a_plan_and_a_helper_and_the_rules_follow_its_measu
         assert {p["household_id"] for p in with_gaps} >= {"P1", "P2", "P3"}
         mine = (await assistance.get("/v1/plans", headers=helper)).json()["items"]
         assert [p["household_id"] for p in mine] == ["P1"]
+        # A department confirms its deliveries in bulk: once each, a repeat is a duplicate, the rest named.
+        employment = next(m["measure_id"] for m in reopened["measures"] if m["kind"] == "employment")
+        hr = system.token("department_system", kind="system", department="human_resources", sub="hr-system")
+        lines = [{"measure_id": employment, "completed_on": "2026-11-19", "delivered": "placed at the cooperative",
+                  "source_record_id": "HR-1"},
+                 {"measure_id": employment, "completed_on": "2026-11-19", "source_record_id": "HR-1"},
+                 {"measure_id": measure_id, "completed_on": "2026-11-19"},
+                 {"measure_id": "no-such-measure", "completed_on": "2026-11-19"},
+                 {"measure_id": employment, "completed_on": "next week"}]
+        body = "\n".join(json.dumps(line) for line in lines)
+        confirmed = await assistance.post("/v1/measures/completions:batch", content=body,
+                                          headers={**hr, "Content-Type": "application/x-ndjson"})
+        assert confirmed.status_code == 200, confirmed.text
+        outcome = confirmed.json()
+        assert (outcome["rows"], outcome["completed"], outcome["duplicate"], outcome["invalid"]) == (5, 1, 1, 3)
+        assert [(r["line"], r["field"], r["code"]) for r in outcome["rejected"]] == [
+            (3, "measure_id", "department_mismatch"), (4, "measure_id", "measure_not_found"),
+            (5, "completed_on", "date_from_datetime_parsing")], outcome
+        after = {m["measure_id"]: m for m in (await plan("P1"))["measures"]}
+        assert (after[employment]["status"], after[employment]["confirmed_by"]) == ("completed", "hr-system")
+        unsigned = await assistance.post("/v1/measures/completions:batch", content=body, headers={
+            **system.token("department_system", kind="system", sub="nobody"), "Content-Type": "application/x-ndjson"})
+        assert unsigned.status_code == 403 and unsigned.json()["code"] == "department_missing_in_token"
+
         catalogue = (await assistance.get("/v1/measures/catalogue", headers=county)).json()
         assert {"kind": "minimum_allowance", "nature": "safety_net"}.items() <= next(
             k for k in catalogue if k["kind"] == "minimum_allowance").items()

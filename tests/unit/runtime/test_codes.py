@@ -16,7 +16,7 @@ from runtime.problems import Problem, field_error
 from services.screening.domain import Findings, ReasonCode, Step, recommend
 from services.screening.app import SERVICE as SCREENING
 from services.screening.domain.ladder import CaseState, CountyDecision, RecordVerification, decide
-from services.intake.api.ndjson import first_error
+from runtime.ndjson import first_error
 
 ROOT = Path(__file__).resolve().parents[3]
 REGISTRY = ROOT / "contracts" / "codes.py"

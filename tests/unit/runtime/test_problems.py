@@ -2,7 +2,7 @@
 from pydantic import BaseModel, ValidationError, field_validator
 
 from runtime.problems import nul_field, plain_message
-from services.intake.api.ndjson import first_error, identifiers_of
+from runtime.ndjson import first_error, identifiers_of
 
 
 def test_nul_field_names_the_first_string_holding_nul_however_deep():

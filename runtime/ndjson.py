@@ -1,4 +1,4 @@
-"""Streamed NDJSON uploads, validated line by line and committed chunk by chunk."""
+"""Streamed NDJSON uploads (every service's batch endpoints), validated line by line and committed chunk by chunk."""
 from __future__ import annotations
 
 from collections import Counter

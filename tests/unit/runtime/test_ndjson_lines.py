@@ -6,7 +6,7 @@ from itertools import cycle, repeat
 
 import pytest
 
-from services.intake.api.ndjson import LineTooLong, ndjson_lines
+from runtime.ndjson import LineTooLong, ndjson_lines
 
 MiB = 1 << 20
 
