@@ -156,9 +156,11 @@ def rebuild(
     from audit.verify import AuditError
 
     ((name, url),) = _databases(service, data_dir, database_url)
-    with console.status(f"rebuilding {name}'s views from its event store…", spinner="dots"):
+    with _progress_display(console.is_terminal) as progress:
+        task = progress.add_task(f"rebuilding {name}", total=None)
         try:
-            report = asyncio.run(rebuild_and_compare(url, name, upto_position, keep))
+            report = asyncio.run(rebuild_and_compare(
+                url, name, upto_position, keep, lambda done, total: progress.update(task, completed=done, total=total)))
         except AuditError as exc:
             raise _fail(f"{exc}.") from None
     _show_differences(report)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -41,7 +42,8 @@ def _engine_url(url: str) -> str:
     return url if "+asyncpg" in url else url.replace("postgresql://", "postgresql+asyncpg://", 1)
 
 
-async def rebuild_and_compare(url: str, service: str, upto_position: int | None = None, keep: bool = False) -> RebuildReport:
+async def rebuild_and_compare(url: str, service: str, upto_position: int | None = None, keep: bool = False,
+                              progress: Callable[[int, int], None] | None = None) -> RebuildReport:
     """Rebuild `service`'s projected tables from its store (up to `upto_position`) into a new scratch
     schema and compare them with the live ones; the scratch schema is dropped unless `keep`."""
     projections = load_definition(service).projections
@@ -50,6 +52,8 @@ async def rebuild_and_compare(url: str, service: str, upto_position: int | None 
     try:
         async with engine.connect() as probe:
             last = await probe.scalar(sa.text("select coalesce(max(global_position), 0) from events"))
+            total = await probe.scalar(sa.text("select count(*) from events where global_position <= :upto"),
+                                       {"upto": upto_position or last})
     except Exception as exc:
         await engine.dispose()
         raise AuditError(f"{service}: its database does not answer ({type(exc).__name__})") from None
@@ -66,7 +70,8 @@ async def rebuild_and_compare(url: str, service: str, upto_position: int | None 
                     f'create table "{scratch}"."{table.name}" (like public."{table.name}" including all)'))
             # The projections write unqualified names: here they find the scratch tables first, the events in public.
             await session.execute(sa.text(f'set local search_path to "{scratch}", public'))
-            report.events = await rebuild(session, projections, upto_position)
+            report.events = await rebuild(session, projections, upto_position,
+                                          (lambda done: progress(done, total)) if progress else None)
             connection = await driver_connection(session)
             for table in projections.tables:
                 compared = await compare_table(connection, "public", connection, scratch, table)

@@ -72,14 +72,18 @@ async def insert_rows(
         session, f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM {_recordset(table, columns)} {suffix}', rows)
 
 
-async def update_rows(session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]], key: Sequence[str]) -> None:
+async def update_rows(session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]], key: Sequence[str],
+                      forward_only: Sequence[str] = ()) -> None:
     """UPDATE table SET … FROM json_to_recordset($1): each row (dicts with the same keys) sets its
     other columns on the rows of `table` whose `key` columns equal its own; one statement for all,
-    with array columns as they are (JSON arrays)."""
+    with array columns as they are (JSON arrays). A column named in `forward_only` (a time that
+    never goes back) takes the greater of its value and the row's. One row per key: of two,
+    PostgreSQL would apply either."""
     if not rows:
         return
     columns = list(rows[0])
-    sets = ", ".join(f'"{c}" = r."{c}"' for c in columns if c not in key)
+    sets = ", ".join(f'"{c}" = greatest(t."{c}", r."{c}")' if c in forward_only else f'"{c}" = r."{c}"'
+                     for c in columns if c not in key)
     matches = " AND ".join(f't."{c}" = r."{c}"' for c in key)
     await _run_with_rows(
         session, f'UPDATE "{table.name}" AS t SET {sets} FROM {_recordset(table, columns)} WHERE {matches}', rows)

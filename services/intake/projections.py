@@ -19,12 +19,11 @@ from __future__ import annotations
 from datetime import datetime
 
 import orjson
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import current_payload
 from contracts.envelope import EventEnvelope
-from runtime.bulk import copy_records, insert_rows
+from runtime.bulk import copy_records, insert_rows, update_rows
 from runtime.projections import Projections
 from services.intake.store import clues, declarations, households, members, visits, warnings
 
@@ -72,19 +71,20 @@ async def clues_raised(session: AsyncSession, envelopes: list[EventEnvelope]) ->
 async def visit_recorded(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     """The visit, and its household's last visit moved forward (never back: visits may arrive late)."""
     rows = []
+    last_visits: dict[str, datetime] = {}  # household -> its last visit among these
     for envelope in envelopes:
         payload = current_payload(envelope)
         rows.append({"visit_id": payload["visit_id"], "household_id": payload["household_id"],
                      "worker_id": payload["worker_id"], "visited_at": payload["visited_at"],
                      "risk_types": payload["risk_types"], "notes": payload.get("notes"),
                      "clue_id": payload.get("clue_id"), "recorded_at": envelope.recorded_at})
+        visited_at, before = datetime.fromisoformat(payload["visited_at"]), last_visits.get(payload["household_id"])
+        if before is None or visited_at > before:
+            last_visits[payload["household_id"]] = visited_at
     await insert_rows(session, visits, rows)
-    await session.execute(
-        sa.update(households).where(households.c.household_id == sa.bindparam("visited_household"))
-        .values(last_visited_at=sa.func.greatest(households.c.last_visited_at,
-                                                 sa.bindparam("visited_at", type_=sa.DateTime(timezone=True)))),
-        [{"visited_household": row["household_id"], "visited_at": datetime.fromisoformat(row["visited_at"])}
-         for row in rows])
+    await update_rows(session, households, [{"household_id": household, "last_visited_at": at}
+                                            for household, at in last_visits.items()],
+                      key=("household_id",), forward_only=("last_visited_at",))
 
 
 PROJECTIONS = Projections(
@@ -92,4 +92,9 @@ PROJECTIONS = Projections(
     appliers={"HouseholdRegistered": households_registered, "HouseholdUpdated": households_registered,
               "RiskClueRaised": clue_raised, "RiskCluesRaised": clues_raised, "VisitRecorded": visit_recorded},
     primary_records=(members, warnings, declarations),
+    # Grouped by applier, a page gives the rows store order gives: households come first (a visit
+    # moves its household's last visit, and follows its registration in the store), an upsert of a
+    # household leaves its last visit alone, a visit only moves it forward (visits commute), and
+    # clues are written by their own appliers only.
+    rebuild_grouped=True,
 )

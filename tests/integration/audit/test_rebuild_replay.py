@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
+from audit.rebuild import rebuild_and_compare
 from audit.replay import replay_and_compare
 from audit.verify import verify_service
 from contracts.base import decode_payload
@@ -175,6 +176,9 @@ async def test_a_version_1_event_is_rebuilt_through_its_upcaster(service_context
         await db.close()
     report = await verify_service(ctx.settings.database_url, "intake", signing_key(Settings().audit_signing_key).public_key())
     assert report.intact, [str(f) for f in report.findings]
+    shown = []  # what a long rebuild shows as it goes: events done of the total
+    await rebuild_and_compare(ctx.settings.database_url, "intake", progress=lambda done, total: shown.append((done, total)))
+    assert shown and shown[-1] == (1, 1), shown
     kept = await audit("rebuild", "--service", "intake", "--database-url", ctx.settings.database_url, "--keep")
     assert kept.exit_code == 2 and "visits [visit_id=V1-OLD]: in the rebuild, missing from the live table" in kept.output
     scratch = kept.output.split("kept in schema ")[-1].split()[0].strip(")")

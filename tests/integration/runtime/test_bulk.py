@@ -57,3 +57,17 @@ async def test_update_rows_sets_each_keyed_row_to_its_own_values(service_context
         stored = {r.key: (r.tags, r.at, r.note) for r in await session.execute(sa.select(sample))}
         await session.rollback()
     assert stored == {"a": (["x", "y,z"], later, "old"), "b": (["old"], None, "old"), "c": ([], None, "old")}
+
+
+async def test_update_rows_moves_a_forward_only_column_forward_never_back(service_context):
+    ctx = await service_context()
+    earlier, later = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc), datetime(2026, 11, 3, 8, 0, tzinfo=timezone.utc)
+    async with ctx.sessions() as session, session.begin():
+        await session.run_sync(lambda s: sample.create(s.connection()))
+        await insert_rows(session, sample, [{"key": "a", "at": later, "note": "old"}, {"key": "b", "at": earlier, "note": "old"},
+                                            {"key": "c", "at": None, "note": "old"}])
+        await update_rows(session, sample, [{"key": k, "at": earlier + timedelta(days=1), "note": "new"} for k in "abc"],
+                          key=("key",), forward_only=("at",))
+        stored = {r.key: (r.at, r.note) for r in await session.execute(sa.select(sample))}
+        await session.rollback()
+    assert stored == {"a": (later, "new"), "b": (earlier + timedelta(days=1), "new"), "c": (earlier + timedelta(days=1), "new")}
