@@ -46,7 +46,7 @@ from tests.faults.load import Ledger
 EXAMPLES = 5  # examples named per finding
 CHECKS = ("unreadable", "answers", "intake", "screening", "notifier", "topics", "inboxes", "dead_letters", "health")
 # What each service consumes (services/<name>/app.py), so that the checker needs no service imports.
-CONSUMES = {"intake": (), "screening": ("intake", "exit_review"), "assistance": ("screening",),
+CONSUMES = {"intake": (), "screening": ("intake", "exit_review"), "assistance": ("intake", "screening", "exit_review", "notifier"),
             "exit_review": ("screening",), "notifier": ("screening",)}
 PAYLOADS_KEPT = {"RiskClueRaised", "RiskCluesRaised", "VerificationCaseOpened", "ClueAttachedToCase",
                  "SubjectRiskAdded", "NotificationSent"}

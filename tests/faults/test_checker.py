@@ -60,8 +60,13 @@ def world() -> tuple[Snapshot, Ledger]:
                               {"notification_id": "n2", "staff_id": "cadre-2", "reference": "case:k2"}],
         },
     )
-    others = {name: ServiceState(inbox=[("e-k1", "ignored"), ("e-k2", "ignored")]) for name in ("assistance", "exit_review")}
-    services = {"intake": intake, "screening": screening, "notifier": notifier, **others}
+    # assistance reads intake's, screening's and notifier's topics (and exit_review's, empty here)
+    assistance = ServiceState(inbox=[("e-h1", "applied"), ("e-c1", "ignored"), ("e-c2", "ignored"), ("e-k1", "ignored"),
+                                     ("e-k2", "ignored"), ("e-s1", "applied"), ("e-s2", "applied"), ("e-n1", "ignored"),
+                                     ("e-n2", "ignored")])
+    exit_review = ServiceState(inbox=[("e-k1", "ignored"), ("e-k2", "ignored")])
+    services = {"intake": intake, "screening": screening, "notifier": notifier, "assistance": assistance,
+                "exit_review": exit_review}
     topics = {}
     for name, state in services.items():
         topics[topic(name)] = TopicState(6, [e for _, e, _ in state.events], len(state.events))
@@ -221,6 +226,7 @@ def test_rows_without_their_events_are_reported():
     snapshot, ledger = world()
     notifier = snapshot.services["notifier"]
     notifier.events.pop()  # n2's NotificationSent
+    snapshot.services["assistance"].inbox.remove(("e-n2", "ignored"))  # so no consumer saw it either
     snapshot.topics[topic("notifier")].event_ids.remove("e-n2")
     notifier.cursors[topic("notifier")] = 3
     only(findings_of(snapshot, ledger), "notifier", "rows without event: n2")
