@@ -90,7 +90,7 @@ def _progress_display(enabled: bool):
 
     class Rate(ProgressColumn):
         def render(self, task) -> Text:
-            return Text(f"{task.speed:,.0f} events/s" if task.speed else "")
+            return Text(f"{task.speed:,.0f} rows/s" if task.speed else "")  # verify reads each event twice (two passes)
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Rate(), TimeRemainingColumn(),
                     console=console, disable=not enabled, transient=True)

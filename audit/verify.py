@@ -2,8 +2,8 @@
 stream's chain and the service's signed checkpoints (runtime.integrity), each finding named.
 
 - An event whose content does not give its hash: altered.
-- A stream position skipped: missing; one that turns up after a later one: out of order (swapped);
-  a prev_hash that is not the hash of the event before it in the stream: a broken link.
+- A stream position skipped: missing; one stored after a later one: out of order (swapped); a
+  prev_hash that is not the hash of the event before it in the stream: a broken link.
 - A whole stream deleted, or an edit whose hashes were recomputed along its stream, leaves every
   chain whole; the Merkle root of the events up to a checkpoint's `upto_position` then differs from
   the one it signs, and the finding names the range of global positions, after the checkpoint
@@ -12,8 +12,10 @@ stream's chain and the service's signed checkpoints (runtime.integrity), each fi
 - Checkpoints: a bad signature, a gap in their sequence, a previous_root that is not the root before,
   and (given a witness's copy) one missing or different in the store.
 
-The store is read in pages of one snapshot, in `global_position` order, straight from the driver
-(no model per event): memory stays flat in the number of events (it holds one entry per stream).
+The store is read twice, in pages of one snapshot straight from the driver (no model per event):
+in `global_position` order for the hashes, the tree and the checkpoints, then in stream order for
+the chains, which then need only the event before in the same stream. Memory stays flat in the
+number of events and of streams: a page, the tree's frontier, the findings.
 StoreCheck decides (pure); verify_service reads.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import asyncpg
 import orjson
@@ -60,11 +62,16 @@ SELECT_EVENTS = ("select global_position, hash, " + ", ".join(f"{n}::text" if n 
                  + " from events")  # a row: global_position, hash, then the hashed columns (stored_envelope)
 EVENTS_SQL = SELECT_EVENTS + " order by global_position"
 _ACTOR, _PAYLOAD = 2 + _HASHED.index("actor"), 2 + _HASHED.index("payload")
-_STREAM, _STREAM_POSITION, _PREV_HASH = (2 + _HASHED.index(n) for n in ("stream_id", "stream_position", "prev_hash"))
+_STREAM, _STREAM_POSITION = (2 + _HASHED.index(n) for n in ("stream_id", "stream_position"))
 _MOMENTS = [(n, 2 + _HASHED.index(n)) for n in ("occurred_at", "recorded_at")]
 CHECKPOINTS_SQL = ("select global_position, stream_position, payload::text from events"
                    f" where stream_id = '{CHECKPOINTS_STREAM}' and event_type = '{CheckpointSigned.event_type}'"
                    " order by stream_position")
+# What the chains are checked on, each stream from its last position down: the first stored of the
+# events above a position is then known when it comes. The server reads events_stream_position_key
+# backward or sorts in work_mem and temp files: either, on a million events, as fast as the rows come.
+LINKS_SQL = ("select stream_id, stream_position, global_position, prev_hash, hash from events"
+             " order by stream_id desc, stream_position desc")
 
 
 class AuditError(Exception):
@@ -158,19 +165,22 @@ def stored_envelope(row: Any) -> dict[str, Any]:
 
 
 class StoreCheck:
-    """What one service's store shows, fed its checkpoints (in their stream's order, ahead of the
-    events they cover) and its events (in global order); `finish` gives the report."""
+    """What one service's store shows, fed twice; `finish` gives the report.
+    - In global order: its checkpoints (`checkpoint`, in their stream's order, ahead of the events
+      they cover) and its events (`event`): each event's hash, and the tree against the checkpoints.
+    - Then each stream from its last position down (`link`, as LINKS_SQL reads them): the chains.
+    Neither keeps anything per stream: the second holds only the event read before, in its stream."""
 
     def __init__(self, service: str, public_key: Ed25519PublicKey,
                  witnessed: Mapping[int, Mapping[str, Any]] | None = None) -> None:
         self.service, self.public_key = service, public_key
         self.report = VerifyReport(service)
-        # stream -> (last stream position, its hash, its global position). O(streams) memory, by
-        # design: a chain is checked link by link in one pass over the store.
-        self.streams: dict[str, tuple[int, str, int]] = {}
-        # stream -> [first, last, global position of the event after them] of stream positions
-        # skipped: missing, unless they turn up later (out of order).
-        self.skipped: dict[str, list[list[int]]] = {}
+        # The chains: the event read before (the stream's lowest so far: stream, position, global
+        # position, prev_hash), and (global position, stream position) of the first stored of the
+        # events above it in its stream.
+        self.above: tuple[str, int, int, str] | None = None
+        self.earliest_above: tuple[int, int] | None = None
+        self.chain_findings: list[Finding] = []  # found from the top of each stream down; named in stream order
         self.frontier = MerkleFrontier()
         self.signed_size = 0  # the tree size of the last checkpoint compared
         self.upcoming: deque[dict[str, Any]] = deque()  # checkpoints taken in, not yet compared
@@ -245,9 +255,9 @@ class StoreCheck:
         self.report.checked_upto = upto
         self.report.events_after_checkpoints = 0
 
-    # -- events -----------------------------------------------------------------------------------
+    # -- events, in global order -------------------------------------------------------------------
 
-    def event(self, global_position: int, stream_id: str, stream_position: int, prev_hash: str, stored_hash: str,
+    def event(self, global_position: int, stream_id: str, stream_position: int, stored_hash: str,
               recomputed: str) -> None:
         while self.upcoming and self.upcoming[0]["upto_position"] < global_position:
             self._compare(self.upcoming.popleft())
@@ -257,53 +267,73 @@ class StoreCheck:
         if recomputed != stored_hash:
             self._find(ALTERED, "its content does not give its hash (altered after it was stored)",
                        stream_id=stream_id, stream_position=stream_position, global_position=global_position)
-        state = self.streams.get(stream_id)
-        expected = state[0] + 1 if state else 1
-        if stream_position == expected:
-            if prev_hash != (state[1] if state else GENESIS_HASH):
-                self._find(BROKEN_LINK, f"its prev_hash is not the hash of stream position {expected - 1}"
-                           + (f" (global position {state[2]})" if state else ""),
-                           stream_id=stream_id, stream_position=stream_position, global_position=global_position)
-        elif stream_position > expected:
-            self.skipped.setdefault(stream_id, []).append([expected, stream_position - 1, global_position])
-        else:
-            self._turned_up(stream_id, stream_position, global_position, state)
-        if stream_position >= expected:
-            self.streams[stream_id] = (stream_position, stored_hash, global_position)
         try:
             leaf = event_leaf(global_position, stored_hash)
         except ValueError:  # not even hex: altered (found above); any leaf but the signed one will do
             leaf = leaf_hash(global_position.to_bytes(8, "big") + stored_hash.encode())
         self.frontier.append(leaf)
 
-    def _turned_up(self, stream_id: str, stream_position: int, global_position: int, state: tuple) -> None:
-        """A stream position below the stream's last: one skipped before, or one stored twice."""
-        for gap in self.skipped.get(stream_id, []):
-            first, last, after = gap
-            if first <= stream_position <= last:
-                self._find(OUT_OF_ORDER, f"stored after stream position {last + 1} (global position {after}): "
-                           "events out of their stream's order (swapped?)",
-                           stream_id=stream_id, stream_position=stream_position, global_position=global_position)
-                gaps = self.skipped[stream_id]
-                gaps.remove(gap)
-                gaps += [g for g in ([first, stream_position - 1, after], [stream_position + 1, last, after])
-                         if g[0] <= g[1]]
-                return
-        self._find(OUT_OF_ORDER, f"stream position {stream_position} again, after {state[0]} (global position "
-                   f"{state[2]})", stream_id=stream_id, stream_position=stream_position, global_position=global_position)
+    # -- the chains, each stream from its last position down ---------------------------------------
+
+    def link(self, stream_id: str, stream_position: int, global_position: int, prev_hash: str,
+             stored_hash: str) -> None:
+        """The next event of LINKS_SQL: the one below the event before, or the last of the next stream."""
+        above = self.above
+        if above is None or above[0] != stream_id:
+            self._stream_begins()
+            self.report.streams += 1
+            self.above, self.earliest_above = (stream_id, stream_position, global_position, prev_hash), None
+            return
+        _, position, at, linked_to = above
+        earliest = self.earliest_above
+        if earliest is None or at < earliest[0]:
+            earliest = self.earliest_above = (at, position)  # now: of every event above this one
+        if stream_position == position:  # twice: only with events_stream_position_key dropped
+            self._chain(OUT_OF_ORDER, f"stream position {stream_position} again (also at global position {at})",
+                        stream_id, stream_position, global_position)
+            self.earliest_above = min(earliest, (global_position, stream_position))
+            return
+        if global_position > earliest[0]:
+            self._chain(OUT_OF_ORDER, f"stored after stream position {earliest[1]} (global position {earliest[0]}): "
+                        "events out of their stream's order (swapped?)", stream_id, stream_position, global_position)
+        if stream_position == position - 1:
+            if linked_to != stored_hash:
+                self._chain(BROKEN_LINK, f"its prev_hash is not the hash of stream position {stream_position} "
+                            f"(global position {global_position})", stream_id, position, at)
+        else:
+            self._chain(MISSING, _missing(stream_position + 1, position - 1, earliest[0]), stream_id,
+                        stream_position + 1)
+        self.above = (stream_id, stream_position, global_position, prev_hash)
+
+    def _stream_begins(self) -> None:
+        """The stream read down to its first event: the positions below it are missing, or it links to nothing."""
+        if self.above is None:
+            return
+        stream_id, position, at, linked_to = self.above
+        if position > 1:
+            earliest = min(self.earliest_above or (at, position), (at, position))
+            self._chain(MISSING, _missing(1, position - 1, earliest[0]), stream_id, 1)
+        elif position == 1 and linked_to != GENESIS_HASH:
+            self._chain(BROKEN_LINK, "its prev_hash is not the hash of stream position 0", stream_id, position, at)
+        self.above = self.earliest_above = None
+
+    def _chain(self, kind: str, what: str, stream_id: str, stream_position: int,
+               global_position: int | None = None) -> None:
+        self.chain_findings.append(Finding(self.service, kind, what, stream_id, stream_position, global_position))
 
     def finish(self) -> VerifyReport:
         while self.upcoming:
             self._compare(self.upcoming.popleft())
-        for stream_id, gaps in self.skipped.items():
-            for first, last, after in gaps:
-                self._find(MISSING, f"stream position{'s' if last > first else ''} "
-                           f"{first if first == last else f'{first}–{last}'} missing (the stream goes on at global "
-                           f"position {after})", stream_id=stream_id, stream_position=first)
+        self._stream_begins()
+        self.report.findings += sorted(self.chain_findings, key=lambda f: (f.stream_id, f.stream_position))
         for sequence in sorted(self.witnessed):
             self._find(WITNESS, "witnessed, but not in the store (deleted?)", checkpoint=sequence)
-        self.report.streams = len(self.streams)
         return self.report
+
+
+def _missing(first: int, last: int, after: int) -> str:
+    return (f"stream position{'s' if last > first else ''} {first if first == last else f'{first}–{last}'} missing "
+            f"(the stream goes on at global position {after})")
 
 
 async def connect(url: str, service: str) -> asyncpg.Connection:
@@ -319,7 +349,7 @@ async def ensure_event_store(connection: asyncpg.Connection, service: str) -> No
         raise AuditError(f"{service}: its database has no event store (no table `events`): is it {service}'s?")
 
 
-Progress = Callable[[int, int], None]  # (events done, events in the store)
+Progress = Callable[[int, int], None]  # (rows checked, rows to check: each event is read twice, once a pass)
 
 
 async def verify_service(connection_or_url: asyncpg.Connection | str, service: str, public_key: Ed25519PublicKey,
@@ -336,49 +366,70 @@ async def verify_service(connection_or_url: asyncpg.Connection | str, service: s
     connection = connection_or_url
     await ensure_event_store(connection, service)
     check = StoreCheck(service, public_key, witnessed)
+    event, link = check.event, check.link
     async with connection.transaction(isolation="repeatable_read", readonly=True):
-        total = await connection.fetchval("select count(*) from events")
-        checkpoints = await connection.cursor(CHECKPOINTS_SQL)
-        events = await connection.cursor(EVENTS_SQL)
-        read_ahead, more_checkpoints = 0, True
+        total = 2 * await connection.fetchval("select count(*) from events")
         done, reported = 0, 0.0
-        event = check.event
-        rows = await events.fetch(PAGE_EVENTS)
-        while rows:
-            last = rows[-1][0]
-            while more_checkpoints and read_ahead < last:  # the checkpoints due within this page, ahead of it
+
+        def checked(rows: int) -> None:
+            nonlocal done, reported
+            done += rows
+            if progress is not None and time.monotonic() - reported > 0.2:
+                progress(done, total)
+                reported = time.monotonic()
+
+        checkpoints = await connection.cursor(CHECKPOINTS_SQL)
+        read_ahead, more_checkpoints = 0, True
+
+        async def checkpoints_due(upto: int | None) -> None:
+            """The checkpoints due up to global position `upto` (None: all), taken in ahead of the events they cover."""
+            nonlocal read_ahead, more_checkpoints
+            while more_checkpoints and (upto is None or read_ahead < upto):
                 found = await checkpoints.fetch(PAGE_CHECKPOINTS)
                 more_checkpoints = len(found) == PAGE_CHECKPOINTS
                 for position, _, payload in found:
                     checkpoint = orjson.loads(payload)
                     check.checkpoint(checkpoint, position)
                     read_ahead = max(read_ahead, _upto(checkpoint))
-            # The next page is asked for now: the server reads it (its JSON written out as text costs it
-            # as much as the hashing costs us) while this one is checked, yielding now and then.
-            following = asyncio.ensure_future(events.fetch(PAGE_EVENTS))
-            try:
-                spelled: dict[datetime, str] = {}
-                for start in range(0, len(rows), YIELD_EVERY):
-                    await asyncio.sleep(0)
-                    for row in rows[start:start + YIELD_EVERY]:
-                        event(row[0], row[_STREAM], row[_STREAM_POSITION], row[_PREV_HASH], row[1],
-                              recomputed_hash(row, spelled))
-            except BaseException:
-                following.cancel()
-                raise
-            done += len(rows)
-            if progress is not None and time.monotonic() - reported > 0.2:
-                progress(done, total)
-                reported = time.monotonic()
-            rows = await following
-        while more_checkpoints:
-            found = await checkpoints.fetch(PAGE_CHECKPOINTS)
-            more_checkpoints = len(found) == PAGE_CHECKPOINTS
-            for position, _, payload in found:
-                check.checkpoint(orjson.loads(payload), position)
+
+        def hashes_and_tree(rows: list) -> None:
+            spelled: dict[datetime, str] = {}
+            for row in rows:
+                event(row[0], row[_STREAM], row[_STREAM_POSITION], row[1], recomputed_hash(row, spelled))
+
+        def chains(rows: list) -> None:
+            for row in rows:
+                link(*row)
+
+        await _each_page(await connection.cursor(EVENTS_SQL), hashes_and_tree, checked,
+                         lambda rows: checkpoints_due(rows[-1][0]))
+        await checkpoints_due(None)
+        await _each_page(await connection.cursor(LINKS_SQL), chains, checked)
     if progress is not None:
         progress(done, total)
     return check.finish()
+
+
+async def _each_page(cursor: asyncpg.cursor.Cursor, check: Callable[[list], None], checked: Callable[[int], None],
+                     first: Callable[[list], Awaitable[None]] | None = None) -> None:
+    """Every row of `cursor` through `check`, a page at a time, after `first(page)` (the connection's
+    other reads for that page). The next page is asked for then: the server reads it (its JSON
+    written out as text costs it as much as the hashing costs us) while this one is checked,
+    yielding now and then."""
+    rows = await cursor.fetch(PAGE_EVENTS)
+    while rows:
+        if first is not None:
+            await first(rows)
+        following = asyncio.ensure_future(cursor.fetch(PAGE_EVENTS))
+        try:
+            for start in range(0, len(rows), YIELD_EVERY):
+                await asyncio.sleep(0)
+                check(rows[start:start + YIELD_EVERY])
+        except BaseException:
+            following.cancel()
+            raise
+        checked(len(rows))
+        rows = await following
 
 
 def _missing_checkpoints(first: int, last: int) -> str:

@@ -35,8 +35,11 @@ def _run(events, checkpoints=(), positions=None) -> list:
     check = StoreCheck("intake", KEY.public_key())
     for i, checkpoint in enumerate(checkpoints):
         check.checkpoint(checkpoint, (positions or {}).get(i, 10_000 + i))
-    for event in events:
-        check.event(*event)
+    for global_position, stream_id, stream_position, _, stored_hash, recomputed in events:
+        check.event(global_position, stream_id, stream_position, stored_hash, recomputed)
+    for global_position, stream_id, stream_position, prev_hash, stored_hash, _ in sorted(
+            events, key=lambda e: (e[1], e[2]), reverse=True):  # as LINKS_SQL reads them
+        check.link(stream_id, stream_position, global_position, prev_hash, stored_hash)
     return check.finish().findings
 
 
@@ -61,6 +64,15 @@ def test_swapped_events_are_out_of_order_not_missing():
     swapped = [events[0], (2,) + events[2][1:], (3,) + events[1][1:], events[3]]
     findings = _run(swapped)
     assert [(f.kind, f.stream_position, f.global_position) for f in findings] == [(OUT_OF_ORDER, 2, 3)]
+
+
+def test_events_moved_are_each_named_after_the_first_stored_of_the_positions_above_them():
+    events = _events(4)
+    moved = [events[0]] + [(g,) + events[p - 1][1:] for g, p in ((2, 4), (3, 3), (4, 2))]  # stored as 1, 4, 3, 2
+    findings = _run(moved)
+    assert [(f.kind, f.stream_position, f.global_position) for f in findings] == [(OUT_OF_ORDER, 2, 4),
+                                                                                 (OUT_OF_ORDER, 3, 3)]
+    assert all(f.what.startswith("stored after stream position 4 (global position 2): ") for f in findings)
 
 
 def test_a_rewrite_is_localised_to_its_checkpoints_range_and_the_next_range_is_judged_on_its_own():
