@@ -72,6 +72,24 @@ async def insert_rows(
         session, f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM {_recordset(table, columns)} {suffix}', rows)
 
 
+async def upsert_rows(session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]], key: Sequence[str],
+                      keep: Sequence[str] = ()) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE: one statement for all `rows` (dicts with the same keys).
+    A row whose key exists sets its other columns, except those in `keep` (set only when the row is
+    new). Of rows with one key the last stands, with the first one's `keep` columns: what applying
+    them one by one gives (PostgreSQL refuses to update a row twice in one statement)."""
+    if not rows:
+        return
+    standing: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        at = tuple(row[k] for k in key)
+        first = standing.get(at)
+        standing[at] = row if first is None else {**row, **{c: first[c] for c in keep}}
+    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in rows[0] if c not in key and c not in keep)
+    conflict = ", ".join(f'"{k}"' for k in key)
+    await insert_rows(session, table, list(standing.values()), f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}")
+
+
 async def update_rows(session: AsyncSession, table: sa.Table, rows: Sequence[dict[str, Any]], key: Sequence[str],
                       forward_only: Sequence[str] = ()) -> None:
     """UPDATE table SET … FROM json_to_recordset($1): each row (dicts with the same keys) sets its

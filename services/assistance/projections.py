@@ -15,6 +15,7 @@ Mirrored, rebuilt from the topics assistance consumes (no event of its own):
 from __future__ import annotations
 
 from datetime import date
+from itertools import groupby
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.base import current_payload
 from contracts.envelope import EventEnvelope
 from contracts.intake import any_member_can_work
-from runtime.bulk import insert_rows
+from runtime.bulk import insert_rows, upsert_rows
 from runtime.projections import Projections
 from services.assistance.store import household_facts, helper_visits, helpers, incomes, measures, plan_gaps, plans
 
@@ -31,15 +32,13 @@ from services.assistance.store import household_facts, helper_visits, helpers, i
 
 async def plans_opened(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     """A plan opens, or reopens keeping its helper and the time it first opened."""
-    for envelope in envelopes:
-        opened = current_payload(envelope)
-        row = {"household_id": opened["household_id"], "region_code": opened["region_code"], "status": "open",
-               "case_id": opened.get("case_id"), "category": opened.get("category"), "risk_types": opened["risk_types"],
-               "identified_on": opened["identified_on"], "helper_id": None, "unassigned": False, "closed_reason": None,
-               "opened_at": envelope.recorded_at, "updated_at": envelope.recorded_at}
-        kept = ("household_id", "helper_id", "unassigned", "opened_at")
-        sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in row if c not in kept)
-        await insert_rows(session, plans, [row], f"ON CONFLICT (household_id) DO UPDATE SET {sets}")
+    await upsert_rows(session, plans, [
+        {"household_id": opened["household_id"], "region_code": opened["region_code"], "status": "open",
+         "case_id": opened.get("case_id"), "category": opened.get("category"), "risk_types": opened["risk_types"],
+         "identified_on": opened["identified_on"], "helper_id": None, "unassigned": False, "closed_reason": None,
+         "opened_at": envelope.recorded_at, "updated_at": envelope.recorded_at}
+        for envelope in envelopes for opened in [current_payload(envelope)]],
+        key=("household_id",), keep=("helper_id", "unassigned", "opened_at"))
 
 
 async def _update_plan(session: AsyncSession, envelope: EventEnvelope, **values) -> None:
@@ -125,14 +124,12 @@ async def gaps_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> 
 
 
 async def incomes_recorded(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for envelope in envelopes:
-        income = current_payload(envelope)
-        row = {"household_id": income["household_id"], "period": income["period"],
-               "net_income_per_person": income["net_income_per_person"],
-               "rigid_expenditure": income.get("rigid_expenditure", "0"), "sources": income.get("sources", []),
-               "recorded_by": income["recorded_by"], "recorded_at": envelope.recorded_at}
-        sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in row if c not in ("household_id", "period"))
-        await insert_rows(session, incomes, [row], f"ON CONFLICT (household_id, period) DO UPDATE SET {sets}")
+    await upsert_rows(session, incomes, [
+        {"household_id": income["household_id"], "period": income["period"],
+         "net_income_per_person": income["net_income_per_person"],
+         "rigid_expenditure": income.get("rigid_expenditure", "0"), "sources": income.get("sources", []),
+         "recorded_by": income["recorded_by"], "recorded_at": envelope.recorded_at}
+        for envelope in envelopes for income in [current_payload(envelope)]], key=("household_id", "period"))
 
 
 async def visits_recorded(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -147,28 +144,27 @@ async def visits_recorded(session: AsyncSession, envelopes: list[EventEnvelope])
 
 async def staff_registered(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     """A helper joins (or moves); a member of staff whose role changed from helper is no longer one."""
-    for staff in map(current_payload, envelopes):
-        row = {"helper_id": staff["staff_id"], "region_code": staff["region_code"], "active": staff["role"] == "helper"}
-        if row["active"]:
-            await insert_rows(session, helpers, [row], 'ON CONFLICT (helper_id) DO UPDATE SET '
-                                                       '"region_code" = EXCLUDED."region_code", "active" = true')
+    for is_helper, run in groupby(map(current_payload, envelopes), key=lambda staff: staff["role"] == "helper"):
+        ids_and_regions = [(staff["staff_id"], staff["region_code"]) for staff in run]
+        if is_helper:
+            await upsert_rows(session, helpers, [{"helper_id": staff_id, "region_code": region, "active": True}
+                                                 for staff_id, region in ids_and_regions], key=("helper_id",))
         else:
-            await session.execute(sa.update(helpers).where(helpers.c.helper_id == row["helper_id"]).values(active=False))
+            await session.execute(sa.update(helpers).where(helpers.c.helper_id.in_([i for i, _ in ids_and_regions]))
+                                  .values(active=False))
 
 
 async def labour_facts(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for household in map(current_payload, envelopes):
-        await insert_rows(session, household_facts, [
-            {"household_id": household["household_id"], "any_member_can_work": any_member_can_work(household)}],
-            'ON CONFLICT (household_id) DO UPDATE SET "any_member_can_work" = EXCLUDED."any_member_can_work"')
+    await upsert_rows(session, household_facts, [
+        {"household_id": household["household_id"], "any_member_can_work": any_member_can_work(household)}
+        for household in map(current_payload, envelopes)], key=("household_id",))
 
 
 async def protected_marks(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     """SubjectProtected sets the mark, SubjectRemoved clears it (as screening's subjects do)."""
-    for envelope in envelopes:
-        await insert_rows(session, household_facts, [
-            {"household_id": envelope.household_id, "protected": envelope.event_type == "SubjectProtected"}],
-            'ON CONFLICT (household_id) DO UPDATE SET "protected" = EXCLUDED."protected"')
+    await upsert_rows(session, household_facts, [
+        {"household_id": envelope.household_id, "protected": envelope.event_type == "SubjectProtected"}
+        for envelope in envelopes], key=("household_id",))
 
 
 PROJECTIONS = Projections(

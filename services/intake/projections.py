@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import current_payload
 from contracts.envelope import EventEnvelope
-from runtime.bulk import copy_records, insert_rows, update_rows
+from runtime.bulk import copy_records, insert_rows, update_rows, upsert_rows
 from runtime.projections import Projections
 from services.intake.store import clues, declarations, households, members, visits, warnings
 
@@ -32,14 +32,10 @@ HOUSEHOLD_COLUMNS = ("region_code", "group", "poverty_status", "grid_worker_id")
 
 async def households_registered(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     """HouseholdRegistered and HouseholdUpdated: the household as it now stands (its last visit kept)."""
-    latest: dict[str, dict] = {}  # a rebuild meets one household's updates in one run: the last one stands
-    for envelope in envelopes:
-        payload = current_payload(envelope)
-        latest[payload["household_id"]] = {"household_id": payload["household_id"],
-                                           **{c: payload.get(c) for c in HOUSEHOLD_COLUMNS},
-                                           "updated_at": envelope.recorded_at}
-    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in (*HOUSEHOLD_COLUMNS, "updated_at"))
-    await insert_rows(session, households, list(latest.values()), f"ON CONFLICT (household_id) DO UPDATE SET {sets}")
+    await upsert_rows(session, households, [
+        {"household_id": payload["household_id"], **{c: payload.get(c) for c in HOUSEHOLD_COLUMNS},
+         "updated_at": envelope.recorded_at} for envelope in envelopes for payload in [current_payload(envelope)]],
+        key=("household_id",))
 
 
 CLUE_COLUMNS = ("clue_id", "household_id", "region_code", "channel", "source", "indicator", "risk_types",

@@ -25,7 +25,7 @@ from contracts.intake import any_member_can_work
 from contracts.screening import (
     CaseReturned, HouseholdVerified, IdentificationRejected, PublicNoticePosted, SubjectIdentified,
 )
-from runtime.bulk import insert_rows, update_rows
+from runtime.bulk import insert_rows, update_rows, upsert_rows
 from runtime.projections import Projections
 from services.screening.domain import subjects as subject_rules
 from services.screening.store import (
@@ -101,8 +101,7 @@ async def _subject_identified(session: AsyncSession, identified: SubjectIdentifi
            "category": identified.category, "risk_types": [r.value for r in identified.risk_types],
            "status": subject_rules.MONITORED, "protected": False, "clue_ids": [], "removal_pending": False,
            "protection_pending": False, "identified_at": envelope.recorded_at, "updated_at": envelope.recorded_at}
-    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in row if c != "household_id")
-    await insert_rows(session, subjects, [row], f"ON CONFLICT (household_id) DO UPDATE SET {sets}")
+    await upsert_rows(session, subjects, [row], key=("household_id",))
 
 
 async def subject_risks_added(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -149,16 +148,10 @@ ALLOWANCE_INDICATORS = {("civil_affairs", "new_dibao"), ("civil_affairs", "new_t
 
 async def household_labour_of(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     """Whether any member can work decides the protected mark; screening keeps just that."""
-    latest = {}
-    for envelope in envelopes:
-        household = current_payload(envelope)
-        latest[household["household_id"]] = {
-            "household_id": household["household_id"],
-            "any_member_can_work": any_member_can_work(household),
-            "updated_at": envelope.recorded_at}
-    await insert_rows(session, household_labour, list(latest.values()),
-                      'ON CONFLICT (household_id) DO UPDATE SET "any_member_can_work" = EXCLUDED."any_member_can_work", '
-                      '"updated_at" = EXCLUDED."updated_at"')
+    await upsert_rows(session, household_labour, [
+        {"household_id": household["household_id"], "any_member_can_work": any_member_can_work(household),
+         "updated_at": envelope.recorded_at} for envelope in envelopes for household in [current_payload(envelope)]],
+        key=("household_id",))
 
 
 def _watches(clues: list[dict], default_region: str | None, occurred_at) -> list[dict]:

@@ -12,7 +12,7 @@ from runtime.ndjson import ndjson_body, run_ndjson_batch, tally
 from runtime.service import Context, UnitOfWork, run_command
 from services.assistance import commands, reference
 from services.assistance.commands import ConfirmationRow
-from services.assistance.api.plans import _readable_plan
+from services.assistance.api.plans import readable_plan
 from services.assistance.api.views import PlanView
 
 router = APIRouter()
@@ -28,7 +28,7 @@ class ProgressIn(BaseModel):
 async def record_progress(measure_id: str, body: ProgressIn, request: Request, principal: Staff, ctx: Context):
     household_id = await run_command(ctx, command_metadata(principal, request), lambda uow: commands.record_progress(
         uow, principal, measure_id, body.status, body.note, body.completed_on))
-    return await _readable_plan(ctx, principal, household_id)
+    return await readable_plan(ctx, principal, household_id)
 
 
 class MeasureKindView(BaseModel):

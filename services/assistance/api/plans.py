@@ -19,7 +19,7 @@ router = APIRouter()
 PERIOD = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
 
 
-async def _readable_plan(ctx, principal, household_id: str):
+async def readable_plan(ctx, principal, household_id: str):
     async with ctx.sessions() as session:
         row = await store.plan_row(session, household_id)
         if row is None:
@@ -34,7 +34,7 @@ async def _readable_plan(ctx, principal, household_id: str):
 @router.get("/plans/{household_id}", response_model=PlanView)
 async def get_plan(household_id: str, principal: Staff, ctx: Context):
     """The plan: its helper, measures, incomes and the gaps open now."""
-    return await _readable_plan(ctx, principal, household_id)
+    return await readable_plan(ctx, principal, household_id)
 
 
 @router.get("/plans", response_model=Page[PlanSummary])
@@ -64,7 +64,7 @@ async def reassign_helper(household_id: str, body: HelperIn, request: Request, p
     """Another helper (帮扶责任人) for the household (township or county)."""
     await run_command(ctx, command_metadata(principal, request), lambda uow: commands.reassign_helper(
         uow, principal, household_id, body.helper_id, body.reason))
-    return await _readable_plan(ctx, principal, household_id)
+    return await readable_plan(ctx, principal, household_id)
 
 
 class IncomeIn(BaseModel):
@@ -79,7 +79,7 @@ async def record_income(household_id: str, body: IncomeIn, request: Request, pri
     """The household's income of a period (what exit review's look-back reads)."""
     await run_command(ctx, command_metadata(principal, request), lambda uow: commands.record_income(
         uow, principal, household_id, body.period, body.per_capita_net_income, body.rigid_expenditure, body.sources))
-    return await _readable_plan(ctx, principal, household_id)
+    return await readable_plan(ctx, principal, household_id)
 
 
 class MeasureIn(BaseModel):
@@ -104,7 +104,7 @@ async def assign_measure(household_id: str, body: MeasureIn, request: Request, p
     measure_id = await run_command(ctx, command_metadata(principal, request), lambda uow: commands.assign_measure(
         uow, principal, household_id, body.measure_type, body.member, body.description, body.department,
         body.start_date, body.planned_end, body.amount, body.quantity))
-    return MeasureCreated(measure_id=measure_id, plan=await _readable_plan(ctx, principal, household_id))
+    return MeasureCreated(measure_id=measure_id, plan=await readable_plan(ctx, principal, household_id))
 
 
 class VisitIn(BaseModel):
@@ -122,7 +122,7 @@ async def record_visit(household_id: str, body: VisitIn, request: Request, princ
     """A helper's visit (走访) to a household they help."""
     visit_id = await run_command(ctx, command_metadata(principal, request), lambda uow: commands.record_visit(
         uow, principal, household_id, body.visited_on, body.findings))
-    return VisitCreated(visit_id=visit_id, plan=await _readable_plan(ctx, principal, household_id))
+    return VisitCreated(visit_id=visit_id, plan=await readable_plan(ctx, principal, household_id))
 
 
 class OverdueVisit(BaseModel):

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-from runtime.bulk import insert_rows, update_rows
+from runtime.bulk import insert_rows, update_rows, upsert_rows
 
 pytestmark = pytest.mark.integration
 
@@ -71,3 +71,19 @@ async def test_update_rows_moves_a_forward_only_column_forward_never_back(servic
         stored = {r.key: (r.at, r.note) for r in await session.execute(sa.select(sample))}
         await session.rollback()
     assert stored == {"a": (later, "new"), "b": (earlier + timedelta(days=1), "new"), "c": (earlier + timedelta(days=1), "new")}
+
+
+async def test_upsert_rows_gives_what_applying_the_rows_one_by_one_gives(service_context):
+    """A new row inserts, a known key sets its columns but the kept ones, and of two rows with one key
+    the last stands with the first one's kept columns (one statement, which PostgreSQL would refuse
+    if it touched a row twice)."""
+    ctx = await service_context()
+    async with ctx.sessions() as session, session.begin():
+        await session.run_sync(lambda s: sample.create(s.connection()))
+        await insert_rows(session, sample, [{"key": "a", "count": 1, "note": "first"}])
+        await upsert_rows(session, sample, [{"key": "a", "count": 2, "note": "again"},
+                                            {"key": "b", "count": 3, "note": "new"},
+                                            {"key": "b", "count": 4, "note": "newer"}], key=("key",), keep=("note",))
+        stored = {r.key: (r.count, r.note) for r in await session.execute(sa.select(sample))}
+        await session.rollback()
+    assert stored == {"a": (2, "first"), "b": (4, "new")}
