@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +12,7 @@ import typer
 from rich.console import Console
 
 from audit.cli import app as audit_app
-from runtime.clock import SimulationClock, parse_moment, simulation_environment
+from runtime.clock import SimulationClock, clock_from_settings, parse_moment, simulation_environment
 from runtime.keys import KEYS_FILE_NAME, local_keys, new_keys
 from runtime.settings import Settings
 
@@ -66,6 +67,14 @@ def up(
         os.environ.update(simulation_environment(simulation.start, simulation.speed, simulation.anchor))
         console.print(f"[yellow]Clock      SIMULATED from {simulation.start.isoformat()}, {simulation.speed:g}x the wall "
                       "clock (training or rehearsal; each service's /healthz and log lines show it)[/yellow]")
+    elif demo:
+        from runtime.demo import HISTORY, demo_environment
+
+        os.environ.update(demo_environment())
+        simulation = clock_from_settings(Settings())
+        console.print(f"Clock      the demo tells its county's last {HISTORY.days} days on a simulation clock that "
+                      f"catches up with the wall clock at {simulation.caught_up_at().astimezone():%H:%M:%S}; "
+                      "from then on the system runs on the wall clock")
     _refuse_unfit_settings(system.services)
     pidfile.write_text(str(os.getpid()))
     stopping = {"now": False}
@@ -84,7 +93,9 @@ def up(
             load_demo(system.ports, Settings(), say=console.print)
         if stopping["now"]:
             raise StartInterrupted("stopped while the demo was loaded")
-        if simulation is not None:
+        if simulation is not None and simulation.catches_up:
+            _wait_for_the_wall_clock(simulation, stopping)
+        elif simulation is not None:
             console.print(f"[yellow]Simulated now: {simulation.local_now().isoformat(timespec='seconds')}[/yellow]")
         console.print("Fangpin is up. A token: [bold]./fangpin token --role county_officer --region 410721[/bold]")
         console.print("Stop with Ctrl-C or [bold]./fangpin down[/bold].")
@@ -99,6 +110,20 @@ def up(
         _say("Stopping...")
         system.stop(say=_say)
         pidfile.unlink(missing_ok=True)
+
+
+def _wait_for_the_wall_clock(simulation: SimulationClock, stopping: dict) -> None:
+    """Until the demo's told history has caught up with today, so that what people do next is
+    recorded at its real time."""
+    from runtime.embedded import StartInterrupted
+
+    with console.status("") as status:
+        while not stopping["now"] and (left := (simulation.caught_up_at() - datetime.now(timezone.utc)).total_seconds()) > 0:
+            status.update(f"The demo's clock is at {simulation.local_now():%Y-%m-%d}; it meets the wall clock in {left:.0f} s")
+            time.sleep(min(left, 0.5))
+    if stopping["now"]:
+        raise StartInterrupted("stopped while the demo's clock caught up")
+    console.print("Clock      the demo's history is told: the system now runs on the wall clock")
 
 
 def _refuse_unfit_settings(services) -> None:

@@ -39,24 +39,40 @@ class FixedClock:
 class SimulationClock:
     """Time from `start` on, `speed` times as fast as the wall clock, counted from the wall-clock
     moment `anchor`. Every process given the same three values tells the same time, so the five
-    services of a rehearsal agree without talking to each other."""
+    services of a rehearsal agree without talking to each other.
+
+    `catches_up`: a past stretch told quickly, as the demo tells its county's last weeks. Started in
+    the past and faster than the wall clock, it meets the wall clock and from then on is the wall
+    clock, so what people do afterwards is recorded at its real time, after the history."""
 
     def __init__(self, start: datetime, speed: float = 1.0, anchor: datetime | None = None,
-                 wall: Clock | None = None) -> None:
+                 wall: Clock | None = None, catches_up: bool = False) -> None:
         if start.tzinfo is None or start.utcoffset() is None:
             raise ValueError(f"a simulation's start needs a time zone, e.g. {start.isoformat()}+08:00")
         if not speed > 0:
             raise ValueError(f"a simulation's speed must be above 0, not {speed}")
         self.start, self.speed, self._wall = start, speed, wall or SystemClock()
         self.anchor = anchor or self._wall.now()
+        if catches_up and not (start < self.anchor and speed > 1):
+            raise ValueError("a simulation that catches up with the wall clock starts before it and runs faster "
+                             f"(start {start.isoformat()}, wall clock {self.anchor.isoformat()}, speed {speed:g})")
+        self.catches_up = catches_up
 
     def now(self) -> datetime:
+        wall = self._wall.now()
         # In UTC like SystemClock: business code sees the same kind of value, only the instant differs.
-        return (self.start + (self._wall.now() - self.anchor) * self.speed).astimezone(timezone.utc)
+        simulated = (self.start + (wall - self.anchor) * self.speed).astimezone(timezone.utc)
+        return min(simulated, wall.astimezone(timezone.utc)) if self.catches_up else simulated
 
     def local_now(self) -> datetime:
         """Now in the offset the simulation was started with, for people reading it."""
         return self.now().astimezone(self.start.tzinfo)
+
+    def caught_up_at(self) -> datetime | None:
+        """The wall-clock moment a catching-up simulation meets the wall clock (None: it never does)."""
+        if not self.catches_up:
+            return None
+        return self.anchor + (self.anchor - self.start) / (self.speed - 1)
 
 
 def parse_moment(text: str) -> datetime:
@@ -70,10 +86,11 @@ def parse_moment(text: str) -> datetime:
     return moment
 
 
-def simulation_environment(start: datetime, speed: float, anchor: datetime) -> dict[str, str]:
+def simulation_environment(start: datetime, speed: float, anchor: datetime, catches_up: bool = False) -> dict[str, str]:
     """The FANGPIN_ variables that give every service process one and the same simulation clock."""
     return {"FANGPIN_SIMULATION_START": start.isoformat(), "FANGPIN_SIMULATION_SPEED": repr(float(speed)),
-            "FANGPIN_SIMULATION_ANCHOR": anchor.isoformat()}
+            "FANGPIN_SIMULATION_ANCHOR": anchor.isoformat(),
+            "FANGPIN_SIMULATION_CATCHES_UP": "true" if catches_up else "false"}
 
 
 def clock_from_settings(settings: Settings) -> Clock:
@@ -81,7 +98,8 @@ def clock_from_settings(settings: Settings) -> Clock:
     (simulation_problems() having found nothing wrong with them)."""
     if settings.simulation_start is None:
         return SystemClock()
-    return SimulationClock(settings.simulation_start, settings.simulation_speed, settings.simulation_anchor)
+    return SimulationClock(settings.simulation_start, settings.simulation_speed, settings.simulation_anchor,
+                           catches_up=settings.simulation_catches_up)
 
 
 def simulation_problems(settings: Settings) -> list[str]:
@@ -99,14 +117,21 @@ def simulation_problems(settings: Settings) -> list[str]:
                         "the same for every service (`fangpin up --clock` sets both)")
     if not settings.simulation_speed > 0:
         problems.append(f"FANGPIN_SIMULATION_SPEED must be above 0, not {settings.simulation_speed}")
+    elif settings.simulation_catches_up and settings.simulation_anchor is not None and not (
+            settings.simulation_start < settings.simulation_anchor and settings.simulation_speed > 1):
+        problems.append("FANGPIN_SIMULATION_CATCHES_UP is set: the simulation must start before its anchor and run "
+                        "faster than the wall clock (FANGPIN_SIMULATION_SPEED above 1) to catch up with it")
     return problems
 
 
 def describe(clock: Clock) -> dict:
     """What /healthz says about the service's clock."""
     if isinstance(clock, SimulationClock):
-        return {"simulated": True, "now": clock.local_now().isoformat(), "speed": clock.speed,
-                "started_at": clock.start.isoformat(), "wall_clock_at_start": clock.anchor.isoformat()}
+        described = {"simulated": True, "now": clock.local_now().isoformat(), "speed": clock.speed,
+                     "started_at": clock.start.isoformat(), "wall_clock_at_start": clock.anchor.isoformat()}
+        if clock.catches_up:
+            described["catches_up_with_wall_clock_at"] = clock.caught_up_at().isoformat()
+        return described
     return {"simulated": not isinstance(clock, SystemClock), "now": clock.now().isoformat()}
 
 

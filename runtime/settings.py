@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     simulation_start: AwareDatetime | None = None
     simulation_anchor: AwareDatetime | None = None
     simulation_speed: float = 1.0
+    simulation_catches_up: bool = False  # meets the wall clock and stays on it (the demo's told history)
     database_url: str = "postgresql+asyncpg://postgres@localhost/fangpin_intake"
     database_pool_size: int = 10
 

@@ -35,10 +35,15 @@ def rules(settings: Settings) -> PlanRules:
     return PlanRules(first_measure_days=settings.first_measure_days)
 
 
+def plan_stream(household_id: str) -> str:
+    """One household, one plan (一户一案): its whole life, reopenings included, in one stream."""
+    return f"plan-{household_id}"
+
+
 async def load_plan(uow: UnitOfWork, household_id: str) -> tuple[Stream, PlanState | None]:
     """The plan's stream and state, with the household facts assistance mirrors (can a member work,
     is it protected)."""
-    stream = await uow.events.load(f"plan-{household_id}")
+    stream = await uow.events.load(plan_stream(household_id))
     plan = plan_from_history([decode_payload(e) for e in stream.events])
     if plan is not None:
         facts = await store.household_facts_of(uow.session, household_id)

@@ -4,6 +4,7 @@ import asyncio
 import re
 import shlex
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 
 from contracts.topics import SERVICES
 from runtime.cli import app
-from runtime.demo import load_demo
+from runtime.demo import HISTORY, demo_environment, load_demo
 from runtime.embedded import DEFAULT_PORTS, EmbeddedSystem, free_port
 from runtime.settings import Settings
 from tests.factories import household
@@ -52,8 +53,12 @@ def readme_inbox_example() -> tuple[list[str], str]:
 
 
 async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_path, monkeypatch):
+    demo = demo_environment()  # as `fangpin up --demo` sets it: the loader reads it too
+    for name, value in demo.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FANGPIN_ENVIRONMENT", "development")
     system = EmbeddedSystem(tmp_path, ports={s: free_port() for s in SERVICES}, postgres=postgres, broker=broker,
-                            namespace=f"e{uuid.uuid4().hex[:8]}.")
+                            namespace=f"e{uuid.uuid4().hex[:8]}.", env={s: demo for s in SERVICES})
     said: list[str] = []
     await asyncio.to_thread(system.start, said.append)
     try:
@@ -61,7 +66,7 @@ async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_
         await asyncio.to_thread(load_demo, system.ports, Settings(), said.append)
         # The tokens the demo printed, as pasted into a shell; and the README's example token.
         printed = dict(re.findall(r"export (\w+)=(\S+)", "\n".join(said)))
-        assert set(printed) == {"CADRE", "TOWNSHIP", "COUNTY", "CIVIL_AFFAIRS"}, said
+        assert set(printed) == {"CADRE", "TOWNSHIP", "COUNTY", "CIVIL_AFFAIRS", "HELPER"}, said
         monkeypatch.setattr("runtime.cli.DATA_DIR", tmp_path / "cli")  # the CLI signs with the development key, as the services
         token_arguments, inbox_url = readme_inbox_example()
         assert f":{DEFAULT_PORTS['notifier']}/v1/inbox" in inbox_url, "the README asks the notifier"
@@ -80,6 +85,11 @@ async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_
             workers = (await get(f"{intake}/v1/grid-workers", printed["COUNTY"]))["items"]
             unmatched = await get(f"{intake}/v1/warnings/unmatched", printed["CIVIL_AFFAIRS"])
             metrics = (await http.get(f"{intake}/metrics")).text
+            assistance = f"http://127.0.0.1:{system.ports['assistance']}"
+            with_gaps = (await get(f"{assistance}/v1/plans?gaps=true", printed["COUNTY"]))["items"]
+            plans = {hid: await get(f"{assistance}/v1/plans/{hid}", printed["COUNTY"])
+                     for hid in ("DEMO-0012", "DEMO-0026", "DEMO-0033")}
+            history = await get(f"{assistance}/v1/plans/DEMO-0012/history", printed["HELPER"])
         assert len(inbox) == 2, inbox  # the demo warns two households of the first village
         assert all(item["kind"] == "verify_household" for item in inbox)
         assert readme_inbox == inbox, "the README's example token is the demo's village cadre"
@@ -87,6 +97,19 @@ async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_
         assert [(w["grid_worker_id"], w["household_count"]) for w in workers] == [(f"demo-grid-{v}", 10) for v in range(1, 5)]
         assert unmatched["items"] == []
         assert 'fangpin_events_appended_total{event_type="RiskClueRaised",service="intake"} 5.0' in metrics
+        # Its last weeks, told on the catching-up clock: three subjects through the ladder, their plans.
+        assert [p["household_id"] for p in with_gaps] == ["DEMO-0026"], with_gaps
+        assert sorted((g["gap"], g["risk_type"]) for g in plans["DEMO-0026"]["gaps"]) == [
+            ("allowance_only", None), ("risk_unanswered", "unstable_employment")]
+        assert {p["helper_id"] for p in plans.values()} == {"demo-helper-2", "demo-helper-3", "demo-helper-4"}
+        assert [m["status"] for m in plans["DEMO-0012"]["measures"]] == ["completed", "active", "active"]
+        assert plans["DEMO-0012"]["measures"][0]["confirmed_by"] == "demo-civil_affairs"
+        assert len(plans["DEMO-0012"]["incomes"]) == len(plans["DEMO-0033"]["incomes"]) == 1
+        assert plans["DEMO-0033"]["gaps"] == []
+        kinds = [e["event_type"] for e in history]
+        assert kinds.index("PlanGapFound") < kinds.index("PlanGapClosed"), "the allowance-only gap, then mended"
+        opened = datetime.fromisoformat(history[0]["at"])
+        assert timedelta(days=10) < datetime.now(timezone.utc) - opened < HISTORY, "identified weeks ago, simulated"
         await asyncio.to_thread(check_cli_import, system.ports["intake"], tmp_path)
     finally:
         processes = dict(system.processes)

@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 from contracts.assistance import IncomeSource
 from contracts.fields import Amount
 from runtime.auth import Staff, command_metadata, region_scope, require_region
+from runtime.eventstore import EventStore
+from runtime.history import HistoryEntry, stream_history
 from runtime.paging import Page, Paging, make_page
 from runtime.problems import Problem
 from runtime.service import Context, run_command
@@ -19,22 +21,35 @@ router = APIRouter()
 PERIOD = r"^\d{4}-(Q[1-4]|0[1-9]|1[0-2])$"
 
 
+async def _readable_row(session, principal, household_id: str):
+    row = await store.plan_row(session, household_id)
+    if row is None:
+        raise Problem(404, "Not found", f"household {household_id} has no plan: it is not a monitoring subject",
+                      code="plan_not_found")
+    require_region(principal, row.region_code)
+    if principal.role == "helper" and row.helper_id != principal.sub:
+        raise Problem(403, "Forbidden", "a helper sees the households they help only", code="not_your_household")
+    return row
+
+
 async def readable_plan(ctx, principal, household_id: str):
     async with ctx.sessions() as session:
-        row = await store.plan_row(session, household_id)
-        if row is None:
-            raise Problem(404, "Not found", f"household {household_id} has no plan: it is not a monitoring subject",
-                          code="plan_not_found")
-        require_region(principal, row.region_code)
-        if principal.role == "helper" and row.helper_id != principal.sub:
-            raise Problem(403, "Forbidden", "a helper sees the households they help only", code="not_your_household")
-        return await plan_view(session, row)
+        return await plan_view(session, await _readable_row(session, principal, household_id))
 
 
 @router.get("/plans/{household_id}", response_model=PlanView)
 async def get_plan(household_id: str, principal: Staff, ctx: Context):
     """The plan: its helper, measures, incomes and the gaps open now."""
     return await readable_plan(ctx, principal, household_id)
+
+
+@router.get("/plans/{household_id}/history", response_model=list[HistoryEntry])
+async def plan_history(household_id: str, principal: Staff, ctx: Context):
+    """Everything that happened to the plan, oldest first: openings and closings (a reopened plan keeps
+    its earlier life), helpers, measures and their progress, incomes, visits, gaps found and mended."""
+    async with ctx.sessions() as session:
+        await _readable_row(session, principal, household_id)
+        return await stream_history(EventStore(session, ctx.name, ctx.clock), commands.plan_stream(household_id))
 
 
 @router.get("/plans", response_model=Page[PlanSummary])

@@ -12,6 +12,7 @@ from contracts.fields import AS_OF_DESCRIPTION, Amount, AsOf
 from contracts.vocabulary import RiskType
 from runtime.auth import Staff, command_metadata, region_scope, require_region
 from runtime.eventstore import EventStore
+from runtime.history import HistoryEntry, stream_history
 from runtime.paging import Page, Paging, make_page
 from runtime.problems import Problem, field_error
 from runtime.service import Context
@@ -38,13 +39,6 @@ class CaseView(BaseModel):
 
 def case_view(row) -> CaseView:
     return CaseView.model_validate(row, from_attributes=True)
-
-
-class HistoryEntry(BaseModel):
-    event_type: str
-    at: datetime
-    actor: dict
-    payload: dict
 
 
 class CaseDetail(CaseView):
@@ -81,11 +75,7 @@ async def get_case(case_id: str, principal: Staff, ctx: Context):
         if row is None:
             raise Problem(404, "Not found", f"no case {case_id}", code="case_not_found")
         require_region(principal, row.region_code)
-        stream = await EventStore(session, ctx.name, ctx.clock).load(f"case-{case_id}")
-    history = [
-        HistoryEntry(event_type=e.event_type, at=e.recorded_at, actor=e.actor.model_dump(), payload=e.payload)
-        for e in stream.events
-    ]
+        history = await stream_history(EventStore(session, ctx.name, ctx.clock), f"case-{case_id}")
     return CaseDetail(**case_view(row).model_dump(), history=history)
 
 

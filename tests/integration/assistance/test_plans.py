@@ -140,6 +140,17 @@ async def test_a_subject_gets_a_plan_and_a_helper_and_the_rules_follow_its_measu
         await eventually(lambda: _is(plan("P1"), "status", "open"))
         reopened = await plan("P1")
         assert reopened["helper_id"] == "h-village" and len(reopened["measures"]) == 2, "reopened with its history"
+        history = await assistance.get("/v1/plans/P1/history", headers=helper)
+        assert history.status_code == 200, history.text
+        kinds = [entry["event_type"] for entry in history.json()]
+        assert kinds[:2] == ["PlanOpened", "HelperAssigned"] and kinds.count("PlanOpened") == 2, kinds
+        reopened_at = len(kinds) - 1 - kinds[::-1].index("PlanOpened")
+        assert kinds.index("IncomeRecorded") < kinds.index("MeasureCompleted") < kinds.index("PlanClosed") < reopened_at
+        assert {"PlanGapFound", "PlanGapClosed", "PlanRiskAdded"} <= set(kinds), kinds
+        added = next(e for e in history.json() if e["event_type"] == "PlanRiskAdded")
+        assert added["payload"]["risk_types"] == ["housing"] and added["actor"]["kind"] == "system", added
+        assert (await assistance.get("/v1/plans/P1/history", headers=other)).status_code == 403
+        assert (await assistance.get("/v1/plans/NOPE/history", headers=county)).json()["code"] == "plan_not_found"
 
         # Helper visits: the overdue list follows them; a visit in the future is refused.
         overdue = (await assistance.get("/v1/helper-visits/overdue", headers=helper)).json()["items"]

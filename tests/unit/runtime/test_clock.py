@@ -69,3 +69,34 @@ def test_a_simulation_clock_is_refused_outside_development_and_without_its_ancho
     [stopped] = simulation_problems(Settings(environment="development", simulation_start=START,
                                              simulation_anchor=WALL, simulation_speed=0))
     assert stopped == "FANGPIN_SIMULATION_SPEED must be above 0, not 0.0"
+
+
+def test_a_simulation_that_catches_up_tells_its_past_fast_then_is_the_wall_clock():
+    wall = FixedClock(WALL)
+    month_ago = WALL - timedelta(days=30)
+    clock = SimulationClock(month_ago, speed=86400, wall=wall, catches_up=True)  # a day a second
+    assert clock.now() == month_ago
+    wall.advance(timedelta(seconds=10))
+    assert clock.now() == month_ago + timedelta(days=10)
+    # It meets the wall clock when 30 days of history have gained on it: 30 days / (86400 - 1) after the anchor.
+    assert clock.caught_up_at() == WALL + timedelta(days=30) / 86399
+    wall.advance(timedelta(seconds=25))
+    assert clock.now() == WALL + timedelta(seconds=35), "on the wall clock after it met it"
+    wall.advance(timedelta(hours=5))
+    assert clock.now() == wall.now()
+    with pytest.raises(ValueError, match="starts before it and runs faster"):
+        SimulationClock(WALL + timedelta(days=1), speed=86400, wall=FixedClock(WALL), catches_up=True)
+    with pytest.raises(ValueError, match="starts before it and runs faster"):
+        SimulationClock(month_ago, speed=1, wall=FixedClock(WALL), catches_up=True)
+    [never] = simulation_problems(Settings(environment="development", simulation_start=WALL, simulation_anchor=WALL,
+                                           simulation_speed=60, simulation_catches_up=True))
+    assert never.startswith("FANGPIN_SIMULATION_CATCHES_UP is set")
+
+
+def test_the_variables_of_a_catching_up_simulation_reach_each_service(monkeypatch):
+    anchor = datetime.now(timezone.utc)
+    for name, value in simulation_environment(anchor - timedelta(days=30), 86400.0, anchor, catches_up=True).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FANGPIN_ENVIRONMENT", "development")
+    clock = clock_from_settings(Settings())
+    assert clock.catches_up and clock.caught_up_at() == anchor + timedelta(days=30) / 86399
