@@ -18,6 +18,7 @@ class Kind(StrEnum):
     LADDER_STEP = "ladder_step"  # a step of the identification ladder, as its refusals name it
     REFUSAL = "refusal"  # a problem document's `code`, an `errors[].code`, a rejected batch row's `code`
     ROW_OUTCOME = "row_outcome"  # why a batch row was kept without raising a clue
+    EXIT_BLOCKER = "exit_blocker"  # one of the seven blockers of an exit 七不消 (exit_review)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,26 @@ REGISTERED: tuple[Code, ...] = (
         ("township_review", "the township review", "乡镇初审"),
         ("county_decision", "the county decision", "县级审定"),
         ("closed", "the case is closed: no step is left"),
+        # an exit, 怎么进、怎么出: the same steps, with the four parties' consent and the blockers first
+        ("exit_consent", "the four parties' consent to the exit (household, helper, work team, village committee)",
+         "四方认可"),
+        ("township_verification", "the township's verification of the exit", "乡镇核实"),
+    ),
+    # 七不消: an exit is approved only when none of these holds (rule version in ExitAssessed)
+    *_kind(
+        Kind.EXIT_BLOCKER,
+        ("income_not_stable", "income per person was not above the monitoring line in every month of the look-back",
+         "收入不持续稳定不消"),
+        ("guarantees_unresolved", "compulsory education, basic medical care, safe housing or safe water is not assured",
+         "“三保障”和饮水安全问题未解决不消"),
+        ("measures_not_carried_out", "a measure is past its end without being completed, or the plan has an open gap",
+         "帮扶措施未落实不消"),
+        ("household_consent_insufficient", "a party did not consent, or the household's satisfaction is below the bar",
+         "家庭认可度不达标不消"),
+        ("sudden_difficulty_unresolved", "a risk raised in the look-back has no completed measure answering it",
+         "突发困难未化解不消"),
+        ("monitoring_lapsed", "a month of the look-back without a helper's or grid worker's visit", "动态监测不到位不消"),
+        ("procedure_irregular", "a step of the exit is missing, out of order or out of time", "程序不规范不消"),
     ),
     *_kind(
         Kind.REFUSAL,
@@ -147,6 +168,24 @@ REGISTERED: tuple[Code, ...] = (
         ("helper_unchanged", "that helper already helps the household"),
         ("visit_in_future", "a visit is recorded on or after the day it happened"),
         ("completion_in_future", "a delivery is confirmed on or after the day it was completed"),
+        # exit_review: exit cases
+        ("subject_not_monitored_for_exit", "only a monitored subject is proposed for exit"),
+        ("subject_protected", "a whole household without labour capacity (整户无劳动能力兜底保障户) is not marked risk-eliminated"),
+        ("exit_already_open", "the household is already in an open exit case"),
+        ("exit_not_found", "no such exit case"),
+        ("exit_closed", "the exit case is closed"),
+        ("exit_step_out_of_order", "the exit case is at another step: expected_step names it"),
+        ("exit_role_not_allowed", "the step the exit case is at is taken by other roles: allowed_roles names them"),
+        ("not_that_party", "a consent is given by that party: the household's member, its helper, the work team, the village committee"),
+        ("consent_already_recorded", "that party's consent is recorded already"),
+        ("member_not_in_household", "the member who signs for the household is one of its members"),
+        ("findings_in_future", "the exit visit is recorded on or after the day it happened"),
+        ("look_back_not_due", "the exit's look-back is not due (it falls due months after the approval)"),
+        ("look_back_already_done", "the exit has been looked back at"),
+        ("exit_never_approved", "the household has no approved exit standing: nothing to roll back"),
+        ("rollback_already_pending", "a rollback is already waiting for the county's decision"),
+        ("rollback_without_reason", "a rollback says why the exit was not right"),
+        ("no_rollback_pending", "no rollback is waiting for a decision"),
         # the system
         ("idempotency_key_reused", "the Idempotency-Key was used with a different request body"),
         ("idempotency_in_progress", "a request with this Idempotency-Key is still being processed"),

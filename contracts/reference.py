@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import ClassVar
@@ -67,3 +68,36 @@ def read_region_year_csv(path: Path, key_columns: tuple[str, ...] = ()) -> dict[
                 raise ValueError(f"{path}:{number}: {','.join((*key, prefix, year))} is given twice")
             rows[(*key, prefix, int(year))] = amount
     return rows
+
+
+class MissingMonitoringLine(MissingRegionYearValue):
+    """No line is configured for a region and year: a configuration error, never a silent default."""
+
+
+class MonitoringLines(RegionYearTable):
+    """Monitoring lines (防止返贫监测范围) as data: (region prefix, year) -> yuan per person per year.
+    Screening holds a household's findings to them; exit review its incomes over the look-back."""
+
+    missing = MissingMonitoringLine
+
+    def __init__(self, lines: Mapping[tuple[str, int], Decimal]) -> None:
+        super().__init__(lines, what="monitoring line", table="monitoring-lines table (FANGPIN_MONITORING_LINES)")
+
+    def line_for(self, region_code: str, year: int) -> Decimal:
+        """The line of the most specific prefix of `region_code` that has one for `year`."""
+        return self.value_for(region_code, year)
+
+    @classmethod
+    def from_csv(cls, path: Path) -> "MonitoringLines":
+        """Rows of `prefix,year,yuan`, e.g. `3404,2023,7900`."""
+        return cls(read_region_year_csv(path))
+
+
+DEMO_MONITORING_LINES = Path(__file__).parent / "data" / "monitoring-lines-demo.csv"
+
+
+@lru_cache(maxsize=4)
+def monitoring_lines(path: str | None) -> MonitoringLines:
+    """The table FANGPIN_MONITORING_LINES names (the same for every service that reads it); None: the
+    demo county's."""
+    return MonitoringLines.from_csv(Path(path) if path else DEMO_MONITORING_LINES)

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     measures_catalogue: str | None = None
     plan_check_seconds: float = 3600.0
     helper_visit_interval_days: int = 30  # a helper visits each household they help at least monthly
+    # Exit review (issue 17): complete calendar months of the look-back the blockers judge (回头看, at
+    # least half a year); the lowest household satisfaction that passes; the greatest age of the exit
+    # visit when the blockers are judged.
+    exit_look_back_months: int = Field(6, ge=6, le=24)
+    exit_satisfaction_bar: Literal["dissatisfied", "basically_satisfied", "satisfied"] = "basically_satisfied"
+    exit_findings_max_age_days: int = 30
+    exit_look_back_after_months: int = Field(6, ge=1, le=36)  # 回头看: months after an exit's approval
     # Processes serving the service's port (uvicorn workers); bulk uploads sent side by side use one each.
     workers: int = 1
     http_host: str = "127.0.0.1"

@@ -19,8 +19,9 @@ from runtime.ids import new_id_str
 from runtime.problems import Problem, field_error
 from runtime.service import ServiceContext, UnitOfWork, run_command
 from runtime.settings import Settings
-from services.screening import domain, reference, store
-from services.screening.domain import Findings, MissingMonitoringLine, OpenCase, Recommendation, ladder, recommend, subjects
+from contracts.reference import MissingMonitoringLine, monitoring_lines
+from services.screening import domain, store
+from services.screening.domain import Findings, OpenCase, Recommendation, ladder, recommend, subjects
 
 
 async def take_clues(uow: UnitOfWork, clues: list[tuple[ClueFacts, str]]) -> None:
@@ -119,7 +120,7 @@ def line_for(settings: Settings, region_code: str, year: int) -> Decimal:
     """The line of the findings' income year; a year without one is the caller's to correct (state
     another income_year) or the deployment's (add the row the problem names)."""
     try:
-        return reference.monitoring_lines(settings.monitoring_lines).line_for(region_code, year)
+        return monitoring_lines(settings.monitoring_lines).line_for(region_code, year)
     except MissingMonitoringLine as exc:
         raise Problem(422, "Invalid request", f"income_year: {exc}", errors=[{"field": "income_year", "message": str(exc)}],
                       code="monitoring_line_missing", type_="https://fangpin.dev/problems/missing-monitoring-line") from exc

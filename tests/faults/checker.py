@@ -47,7 +47,7 @@ EXAMPLES = 5  # examples named per finding
 CHECKS = ("unreadable", "answers", "intake", "screening", "notifier", "topics", "inboxes", "dead_letters", "health")
 # What each service consumes (services/<name>/app.py), so that the checker needs no service imports.
 CONSUMES = {"intake": (), "screening": ("intake", "exit_review"), "assistance": ("intake", "screening", "exit_review", "notifier"),
-            "exit_review": ("screening",), "notifier": ("screening",)}
+            "exit_review": ("intake", "screening", "assistance"), "notifier": ("screening",)}
 PAYLOADS_KEPT = {"RiskClueRaised", "RiskCluesRaised", "VerificationCaseOpened", "ClueAttachedToCase",
                  "SubjectRiskAdded", "NotificationSent"}
 

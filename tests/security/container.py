@@ -16,7 +16,7 @@ INTAKE_DATA = ROOT / "services" / "intake" / "data"
 DEPLOYMENT_DATA = {
     "FANGPIN_REGION_TABLE": str(INTAKE_DATA / "regions-410721-demo.csv"),
     "FANGPIN_INDICATOR_THRESHOLDS": str(INTAKE_DATA / "indicator-thresholds-demo.csv"),
-    "FANGPIN_MONITORING_LINES": str(ROOT / "services" / "screening" / "data" / "monitoring-lines-demo.csv"),
+    "FANGPIN_MONITORING_LINES": str(ROOT / "contracts" / "data" / "monitoring-lines-demo.csv"),
     "FANGPIN_PUBLIC_BASE_URL": "https://fangpin.county.example.org",
 }
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from contracts.reference import MissingRegionYearValue, RegionYearTable, read_region_year_csv
+from contracts.reference import (MissingMonitoringLine, MissingRegionYearValue, MonitoringLines, RegionYearTable,
+                                 read_region_year_csv)
 from services.intake.domain import IndicatorThresholds
-from services.screening.domain import MissingMonitoringLine, MonitoringLines
 
 ROOT = Path(__file__).parents[3]
 
@@ -40,7 +40,7 @@ def test_the_shipped_tables_load():
         ROOT / "services/intake/data/indicator-thresholds-demo.csv", IndicatorThresholds.KEY_COLUMNS))
     assert [thresholds.threshold_for("medical_insurance", "high_medical_expense", "410721001001", year)
             for year in (2020, 2026, 2027)] == [Decimal("10000")] * 3
-    lines = MonitoringLines.from_csv(ROOT / "services/screening/data/monitoring-lines-demo.csv")
+    lines = MonitoringLines.from_csv(ROOT / "contracts/data/monitoring-lines-demo.csv")
     assert lines.line_for("410721001001", 2026) == Decimal("8000")
 
 

@@ -10,7 +10,8 @@ from contracts.codes import Refusal
 from contracts.screening import HouseholdVerified, SubjectIdentified
 from contracts.vocabulary import RiskType
 from services.screening.app import SERVICE
-from services.screening.domain import Eligibility, Findings, MissingMonitoringLine, MonitoringLines, ReasonCode, recommend
+from contracts.reference import MissingMonitoringLine, MonitoringLines
+from services.screening.domain import Eligibility, Findings, ReasonCode, recommend
 from services.screening.domain.ladder import (
     NOTICE_DAYS, ROLES, CaseState, Category, CloseNotice, CountyDecision, Deliberate, RaiseObjection,
     RecordVerification, ResolveObjection, Step, TownshipReview, apply, decide,
@@ -46,7 +47,7 @@ def test_a_missing_line_is_a_configuration_error_not_a_default():
 
 
 def test_lines_load_from_the_shipped_table_and_refuse_a_bad_one(tmp_path):
-    shipped = Path(__file__).parents[3] / "services/screening/data/monitoring-lines-demo.csv"
+    shipped = Path(__file__).parents[3] / "contracts/data/monitoring-lines-demo.csv"
     assert MonitoringLines.from_csv(shipped).line_for("340404001001", 2023) == Decimal("7900")
     bad = tmp_path / "lines.csv"
     bad.write_text("prefix,year,yuan\n3404,2023,7900\n3404,2023,8000\n")

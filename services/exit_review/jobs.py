@@ -1,0 +1,31 @@
+"""What exit_review does by the clock: close the exit notices whose five days have passed and that
+no open objection holds, and say when an exit's look-back falls due."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from contracts.envelope import Actor
+from runtime.eventstore import EventMetadata
+from runtime.service import ServiceContext, run_command
+from services.exit_review import commands, store
+
+SCHEDULER = Actor(kind="system", id="exit_review-scheduler", role="scheduler")
+
+
+async def close_due_notices(ctx: ServiceContext) -> None:
+    async with ctx.sessions() as session:
+        due = await store.notices_ended(session, ctx.clock.now().date())
+    for household_id in due:
+        await run_command(ctx, EventMetadata(actor=SCHEDULER),
+                          lambda uow, household_id=household_id: commands.close_notice(uow, household_id))
+
+
+async def mark_look_backs_due(ctx: ServiceContext) -> None:
+    """回头看: LookBackDue for each approved exit whose look-back months have passed (once)."""
+    today = ctx.clock.now().date()
+    approved_before = today - timedelta(days=28 * ctx.settings.exit_look_back_after_months)  # the domain says which are due
+    async with ctx.sessions() as session:
+        candidates = await store.look_backs_to_check(session, approved_before)
+    for household_id in candidates:
+        await run_command(ctx, EventMetadata(actor=SCHEDULER),
+                          lambda uow, household_id=household_id: commands.mark_look_back_due(uow, household_id))

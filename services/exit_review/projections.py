@@ -1,0 +1,233 @@
+"""The only code that writes exit_review's read tables (runtime.projections).
+
+Projected, rebuilt from exit_review's own events (stream `exit-{household_id}`, a household's exit
+cases one after another):
+- `exits`: each case's step and outcome, the notice's end, the blockers' assessment.
+
+Mirrored, rebuilt from the topics exit_review consumes (no event of its own): the evidence the seven
+blockers read, exit_review reading no other database.
+- `subjects`: screening's SubjectIdentified, SubjectRiskAdded, SubjectRemoved, SubjectProtected,
+  SubjectRiskEliminated, SubjectMonitoredAgain.
+- `household_members`: the member ids of intake's HouseholdRegistered / HouseholdUpdated (who may sign
+  the household's consent).
+- `plan_evidence`, `measure_evidence`, `gap_evidence` (the gaps open now), `income_evidence` (a period
+  recorded again replaces the earlier record): assistance's plan events.
+- `difficulty_evidence`: intake's clues (RiskClueRaised, RiskCluesRaised) and screening's SubjectRiskAdded.
+- `visit_evidence`: assistance's HelperVisitRecorded and intake's grid VisitRecorded.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from contracts.base import current_payload
+from contracts.envelope import EventEnvelope
+from runtime.bulk import insert_rows, upsert_rows
+from runtime.projections import Projections
+from services.exit_review.store import (
+    difficulty_evidence, exits, gap_evidence, household_members, income_evidence, measure_evidence, plan_evidence,
+    subjects, visit_evidence,
+)
+
+# --- exits -----------------------------------------------------------------------------------------
+
+
+async def exits_proposed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await insert_rows(session, exits, [
+        {"exit_id": proposed["exit_id"], "household_id": proposed["household_id"], "region_code": proposed["region_code"],
+         "step": proposed["step"], "outcome": None, "notice_ends": None, "passed": None, "blockers": [],
+         "proposed_at": envelope.recorded_at, "updated_at": envelope.recorded_at}
+        for envelope in envelopes for proposed in [current_payload(envelope)]])
+
+
+def _exit_step(**extra):
+    """An applier that moves the case to the event's step (after the exit: closed), with
+    `extra(payload)` columns; an approval also records its day."""
+    async def apply(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+        for envelope in envelopes:
+            payload = current_payload(envelope)
+            values = {name: value(payload) for name, value in extra.items()}
+            if envelope.event_type == "ExitApproved":
+                values["decided_on"] = envelope.recorded_at.date()
+            await session.execute(sa.update(exits).where(exits.c.exit_id == payload["exit_id"])
+                                  .values(step=payload.get("step", "closed"), updated_at=envelope.recorded_at, **values))
+    return apply
+
+
+def _blocking(assessed: dict) -> list[str]:
+    return [v["blocker"] for v in assessed["verdicts"] if v["outcome"] != "pass"]
+
+
+EXIT_APPLIERS = {
+    "ExitProposed": exits_proposed,
+    "ConsentRecorded": _exit_step(),
+    "ExitAssessed": _exit_step(passed=lambda p: p["passed"], blockers=_blocking),
+    "ExitNoticePosted": _exit_step(notice_ends=lambda p: date.fromisoformat(p["ends_on"])),
+    "ExitObjectionRaised": _exit_step(),
+    "ExitObjectionResolved": _exit_step(),
+    "ExitNoticeClosed": _exit_step(),
+    "ExitTownshipVerified": _exit_step(),
+    "ExitReturned": _exit_step(outcome=lambda p: "returned"),
+    "ExitRejected": _exit_step(outcome=lambda p: "rejected"),
+    "ExitApproved": _exit_step(outcome=lambda p: "approved"),
+    "LookBackDue": _exit_step(look_back=lambda p: "due"),
+    "LookBackCompleted": _exit_step(look_back=lambda p: "completed", flagged=lambda p: p["flagged"]),
+    "ExitRollbackRequested": _exit_step(rollback=lambda p: "pending"),
+    "ExitRolledBack": _exit_step(rollback=lambda p: "rolled_back"),
+    "ExitRollbackRefused": _exit_step(rollback=lambda p: "refused"),
+}
+
+# --- mirrors: subjects and members -----------------------------------------------------------------
+
+
+def _day(moment: datetime | str | None, envelope: EventEnvelope) -> date:
+    if moment is None:
+        return envelope.recorded_at.date()
+    return (datetime.fromisoformat(moment) if isinstance(moment, str) else moment).date()
+
+
+async def subjects_identified(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, subjects, [
+        {"household_id": envelope.household_id, "region_code": envelope.region_code, "status": "monitored",
+         "protected": False, "category": identified["category"], "risk_types": identified["risk_types"],
+         "identified_on": envelope.recorded_at.date()}
+        for envelope in envelopes for identified in [current_payload(envelope)]], key=("household_id",))
+
+
+def _subject_becomes(**values):
+    async def apply(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+        await session.execute(sa.update(subjects).where(subjects.c.household_id.in_([e.household_id for e in envelopes]))
+                              .values(**values))
+    return apply
+
+
+async def subject_risks_added(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for envelope in envelopes:
+        known = await session.scalar(sa.select(subjects.c.risk_types).where(subjects.c.household_id == envelope.household_id))
+        if known is not None:
+            await session.execute(sa.update(subjects).where(subjects.c.household_id == envelope.household_id).values(
+                risk_types=list(dict.fromkeys([*known, *current_payload(envelope)["risk_types"]]))))
+    await _difficulties(session, [(envelope, {**current_payload(envelope), "kind": "risk_added"}) for envelope in envelopes])
+
+
+async def members_registered(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, household_members, [
+        {"household_id": household["household_id"], "member_ids": [m["member_id"] for m in household["members"]]}
+        for household in map(current_payload, envelopes)], key=("household_id",))
+
+
+# --- mirrors: difficulties and visits --------------------------------------------------------------
+
+
+async def _difficulties(session: AsyncSession, raised: list[tuple[EventEnvelope, dict]]) -> None:
+    await upsert_rows(session, difficulty_evidence, [
+        {"event_id": str(envelope.event_id), "ref": clue["clue_id"], "household_id": clue["household_id"],
+         "kind": clue["kind"], "risk_types": clue["risk_types"],
+         "raised_on": _day(clue.get("observed_at"), envelope) if clue["kind"] == "clue" else envelope.recorded_at.date()}
+        for envelope, clue in raised], key=("event_id", "ref"))
+
+
+async def clue_raised(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await _difficulties(session, [(envelope, {**current_payload(envelope), "kind": "clue"}) for envelope in envelopes])
+
+
+async def clues_raised(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await _difficulties(session, [(envelope, {**clue, "kind": "clue"})
+                                  for envelope in envelopes for clue in current_payload(envelope)["clues"]])
+
+
+async def grid_visits(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, visit_evidence, [
+        {"event_id": str(envelope.event_id), "household_id": visit["household_id"], "kind": "grid_visit",
+         "visited_on": _day(visit["visited_at"], envelope)}
+        for envelope in envelopes for visit in [current_payload(envelope)]], key=("event_id",))
+
+
+async def helper_visits(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, visit_evidence, [
+        {"event_id": str(envelope.event_id), "household_id": visit["household_id"], "kind": "helper_visit",
+         "visited_on": visit["visited_on"]}
+        for envelope in envelopes for visit in [current_payload(envelope)]], key=("event_id",))
+
+
+# --- mirrors: plans, measures, gaps, incomes -------------------------------------------------------
+
+
+async def plans_opened(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, plan_evidence, [{"household_id": e.household_id, "open": True, "helper_id": None}
+                                               for e in envelopes], key=("household_id",), keep=("helper_id",))
+
+
+async def plans_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await session.execute(sa.update(plan_evidence).where(
+        plan_evidence.c.household_id.in_([e.household_id for e in envelopes])).values(open=False))
+
+
+async def helpers_named(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for envelope in envelopes:
+        named = current_payload(envelope)
+        await session.execute(sa.update(plan_evidence).where(plan_evidence.c.household_id == envelope.household_id)
+                              .values(helper_id=named.get("helper_id") or named.get("to_helper_id")))
+
+
+async def measures_assigned(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, measure_evidence, [
+        {"measure_id": m["measure_id"], "household_id": m["household_id"], "kind": m["kind"], "answers": m["answers"],
+         "status": "active", "starts_on": m["starts_on"], "planned_end": m.get("planned_end"), "completed_on": None}
+        for m in map(current_payload, envelopes)], key=("measure_id",))
+
+
+async def measures_completed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for done in map(current_payload, envelopes):
+        await session.execute(sa.update(measure_evidence).where(measure_evidence.c.measure_id == done["measure_id"])
+                              .values(status="completed", completed_on=date.fromisoformat(done["completed_on"])))
+
+
+async def measures_cancelled(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await session.execute(sa.update(measure_evidence).where(measure_evidence.c.measure_id.in_(
+        [current_payload(e)["measure_id"] for e in envelopes])).values(status="cancelled"))
+
+
+async def gaps_found(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, gap_evidence, [
+        {"household_id": gap["household_id"], "gap": gap["gap"], "risk_type": gap.get("risk_type") or "",
+         "found_on": envelope.recorded_at.date(), "event_id": str(envelope.event_id)}
+        for envelope in envelopes for gap in [current_payload(envelope)]], key=("household_id", "gap", "risk_type"))
+
+
+async def gaps_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    for gap in map(current_payload, envelopes):
+        await session.execute(sa.delete(gap_evidence).where(
+            gap_evidence.c.household_id == gap["household_id"], gap_evidence.c.gap == gap["gap"],
+            gap_evidence.c.risk_type == (gap.get("risk_type") or "")))
+
+
+async def incomes_recorded(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, income_evidence, [
+        {"household_id": income["household_id"], "period": income["period"], "amount": income["net_income_per_person"],
+         "event_id": str(envelope.event_id)}
+        for envelope in envelopes for income in [current_payload(envelope)]], key=("household_id", "period"))
+
+
+PROJECTIONS = Projections(
+    tables=(exits,),
+    appliers=EXIT_APPLIERS,
+    mirrored_tables=(subjects, household_members, plan_evidence, measure_evidence, gap_evidence, income_evidence,
+                     difficulty_evidence, visit_evidence),
+    mirrors={
+        "SubjectIdentified": subjects_identified, "SubjectRiskAdded": subject_risks_added,
+        "SubjectRemoved": _subject_becomes(status="removed", protected=False),
+        "SubjectProtected": _subject_becomes(protected=True),
+        "SubjectRiskEliminated": _subject_becomes(status="risk_eliminated"),
+        "SubjectMonitoredAgain": _subject_becomes(status="monitored"),
+        "HouseholdRegistered": members_registered, "HouseholdUpdated": members_registered,
+        "RiskClueRaised": clue_raised, "RiskCluesRaised": clues_raised, "VisitRecorded": grid_visits,
+        "PlanOpened": plans_opened, "PlanClosed": plans_closed,
+        "HelperAssigned": helpers_named, "HelperReassigned": helpers_named,
+        "MeasureAssigned": measures_assigned, "MeasureCompleted": measures_completed,
+        "MeasureCancelled": measures_cancelled, "PlanGapFound": gaps_found, "PlanGapClosed": gaps_closed,
+        "IncomeRecorded": incomes_recorded, "HelperVisitRecorded": helper_visits,
+    },
+)

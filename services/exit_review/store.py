@@ -1,0 +1,178 @@
+"""exit_review's tables and queries; which are projections of its events and which mirror other
+services' facts (the evidence the blockers read): projections.py."""
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.exit_review.domain.evidence import Difficulty, Evidence, Income, Measure, OpenGap, Visit
+from services.exit_review.domain.ladder import Subject
+
+metadata = sa.MetaData()
+
+# --- projected from exit_review's own events -----------------------------------------------------
+
+exits = sa.Table(
+    "exits", metadata,
+    sa.Column("exit_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("region_code", sa.Text, nullable=False),
+    sa.Column("step", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text),  # approved, rejected, returned; None while open
+    sa.Column("notice_ends", sa.Date),
+    sa.Column("passed", sa.Boolean),  # the blockers' assessment, once judged
+    sa.Column("blockers", pg.ARRAY(sa.Text), nullable=False),  # those that failed or were unknown
+    sa.Column("decided_on", sa.Date),  # the county's approval
+    sa.Column("look_back", sa.Text),  # due, completed
+    sa.Column("flagged", sa.Boolean),  # the look-back found an income below the line or a new risk
+    sa.Column("rollback", sa.Text),  # pending, rolled_back, refused
+    sa.Column("proposed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("exits_household", exits.c.household_id)
+sa.Index("exits_region", exits.c.region_code)
+sa.Index("exits_notice_ends", exits.c.notice_ends, postgresql_where=sa.text("step = 'public_notice'"))
+
+# --- mirrored from screening, intake and assistance: the evidence --------------------------------
+
+subjects = sa.Table(
+    "subjects", metadata,
+    sa.Column("household_id", sa.Text, primary_key=True),
+    sa.Column("region_code", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # monitored, risk_eliminated, removed
+    sa.Column("protected", sa.Boolean, nullable=False),
+    sa.Column("category", sa.Text),
+    sa.Column("risk_types", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("identified_on", sa.Date),
+)
+household_members = sa.Table(
+    "household_members", metadata,
+    sa.Column("household_id", sa.Text, primary_key=True),
+    sa.Column("member_ids", pg.ARRAY(sa.Text), nullable=False),
+)
+plan_evidence = sa.Table(
+    "plan_evidence", metadata,
+    sa.Column("household_id", sa.Text, primary_key=True),
+    sa.Column("open", sa.Boolean, nullable=False),
+    sa.Column("helper_id", sa.Text),
+)
+measure_evidence = sa.Table(
+    "measure_evidence", metadata,
+    sa.Column("measure_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("answers", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("starts_on", sa.Date, nullable=False),
+    sa.Column("planned_end", sa.Date),
+    sa.Column("completed_on", sa.Date),
+)
+sa.Index("measure_evidence_household", measure_evidence.c.household_id)
+gap_evidence = sa.Table(
+    "gap_evidence", metadata,
+    sa.Column("household_id", sa.Text, primary_key=True),
+    sa.Column("gap", sa.Text, primary_key=True),
+    sa.Column("risk_type", sa.Text, primary_key=True),  # '' when about no one risk
+    sa.Column("found_on", sa.Date, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+)
+income_evidence = sa.Table(
+    "income_evidence", metadata,
+    sa.Column("household_id", sa.Text, primary_key=True),
+    sa.Column("period", sa.Text, primary_key=True),
+    sa.Column("amount", sa.Numeric(14, 2), nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+)
+difficulty_evidence = sa.Table(
+    "difficulty_evidence", metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("ref", sa.Text, primary_key=True),  # the clue id (a batch of clues is one event)
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # clue, risk_added
+    sa.Column("risk_types", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("raised_on", sa.Date, nullable=False),
+)
+sa.Index("difficulty_evidence_household", difficulty_evidence.c.household_id)
+visit_evidence = sa.Table(
+    "visit_evidence", metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # helper_visit, grid_visit
+    sa.Column("visited_on", sa.Date, nullable=False),
+)
+sa.Index("visit_evidence_household", visit_evidence.c.household_id)
+
+
+# --- queries ---------------------------------------------------------------------------------------
+
+async def subject_of(session: AsyncSession, household_id: str) -> Subject | None:
+    row = (await session.execute(sa.select(subjects).where(subjects.c.household_id == household_id))).first()
+    if row is None:
+        return None
+    members = await session.scalar(sa.select(household_members.c.member_ids)
+                                   .where(household_members.c.household_id == household_id))
+    helper = await session.scalar(sa.select(plan_evidence.c.helper_id).where(plan_evidence.c.household_id == household_id))
+    return Subject(household_id, row.region_code, row.status, row.protected, frozenset(members or ()), helper)
+
+
+async def evidence_of(session: AsyncSession, household_id: str, region_code: str) -> Evidence:
+    def where(table):
+        return sa.select(table).where(table.c.household_id == household_id)
+
+    plan_known = await session.scalar(sa.select(sa.func.count()).select_from(plan_evidence)
+                                      .where(plan_evidence.c.household_id == household_id)) > 0
+    incomes = [Income(r.period, r.amount, r.event_id) for r in await session.execute(where(income_evidence))]
+    measures = [Measure(r.measure_id, r.kind, tuple(r.answers), r.status, r.starts_on, r.planned_end, r.completed_on)
+                for r in await session.execute(where(measure_evidence).order_by(measure_evidence.c.starts_on,
+                                                                                 measure_evidence.c.measure_id))]
+    gaps = [OpenGap(r.gap, r.risk_type or None, r.found_on, r.event_id) for r in await session.execute(where(gap_evidence))]
+    difficulties = [Difficulty(r.kind, r.ref, tuple(r.risk_types), r.raised_on, r.event_id)
+                    for r in await session.execute(where(difficulty_evidence).order_by(difficulty_evidence.c.raised_on))]
+    visits = [Visit(r.kind, r.visited_on, r.event_id)
+              for r in await session.execute(where(visit_evidence).order_by(visit_evidence.c.visited_on))]
+    return Evidence(household_id, region_code, plan_known, tuple(incomes), tuple(measures), tuple(gaps),
+                    tuple(difficulties), tuple(visits))
+
+
+async def exit_row(session: AsyncSession, exit_id: str):
+    return (await session.execute(sa.select(exits).where(exits.c.exit_id == exit_id))).first()
+
+
+async def exit_page(session: AsyncSession, region_prefix: str, step: str | None, after: str | None, limit: int,
+                    look_back: str | None = None, flagged: bool | None = None):
+    query = sa.select(exits).where(exits.c.region_code.startswith(region_prefix, autoescape=True))
+    if step:
+        query = query.where(exits.c.step == step)
+    if look_back:
+        query = query.where(exits.c.look_back == look_back)
+    if flagged is not None:
+        query = query.where(exits.c.flagged.is_(flagged))
+    if after:
+        query = query.where(exits.c.exit_id > after)
+    return (await session.execute(query.order_by(exits.c.exit_id).limit(limit))).all()
+
+
+async def last_approved_exit(session: AsyncSession, household_id: str) -> str | None:
+    return await session.scalar(sa.select(exits.c.exit_id).where(exits.c.household_id == household_id,
+                                                                  exits.c.outcome == "approved")
+                                .order_by(exits.c.decided_on.desc(), exits.c.exit_id.desc()).limit(1))
+
+
+async def look_backs_to_check(session: AsyncSession, approved_before: date, limit: int = 500) -> list[str]:
+    """Households with an approved exit, not yet looked back at nor rolled back, approved on or
+    before `approved_before` (the domain says whether each is due)."""
+    return list(await session.scalars(
+        sa.select(exits.c.household_id).where(exits.c.outcome == "approved", exits.c.look_back.is_(None),
+                                              exits.c.rollback.is_distinct_from("rolled_back"),
+                                              exits.c.decided_on <= approved_before)
+        .order_by(exits.c.decided_on).limit(limit)))
+
+
+async def notices_ended(session: AsyncSession, today: date, limit: int = 500) -> list[str]:
+    """Households whose exit notice has run its days (the scheduler closes them)."""
+    return list(await session.scalars(
+        sa.select(exits.c.household_id).where(exits.c.step == "public_notice", exits.c.notice_ends <= today)
+        .order_by(exits.c.notice_ends).limit(limit)))
