@@ -14,7 +14,9 @@ from contracts.assistance import (
     MeasureCompleted, MeasureProgressNoted, PlanClosed, PlanOpened, PlanRiskAdded,
 )
 from contracts.base import EventPayload, decode_payload
+from contracts.codes import Refusal
 from runtime.auth import Principal, require_region
+from runtime.problems import Problem
 from runtime.eventstore import NewEvent, Stream
 from runtime.ids import new_id_str
 from runtime.service import UnitOfWork
@@ -26,6 +28,7 @@ from services.assistance.domain.refusals import Invalid, NotAllowed, NotFound, O
 
 if TYPE_CHECKING:  # the parsed request rows the routes hand over
     from services.assistance.api.measures import ConfirmationIn
+    from services.assistance.api.plans import IncomeLine
 
 STAFF_WHO_ASSIST = ("helper", "village_cadre", "work_team", "township_officer", "county_officer")
 STAFF_WHO_REASSIGN = ("township_officer", "county_officer")
@@ -188,14 +191,56 @@ async def record_progress(uow: UnitOfWork, principal: Principal, measure_id: str
 
 async def record_income(uow: UnitOfWork, principal: Principal, household_id: str, period: str,
                         net_income_per_person: Decimal, rigid_expenditure: Decimal,
-                        sources: list[IncomeSource]) -> None:
+                        sources: list[IncomeSource]) -> bool:
+    """The household's income of a period; a period recorded again replaces the earlier record. False:
+    the same figures were recorded already, nothing is appended (a bulk file sent twice)."""
     today = uow.ctx.clock.now().date()
     if period_bounds(period)[0] > today:
         raise Invalid("income_period_in_future", "period", f"the period {period} has not begun")
     stream, plan = await _plan_for(uow, principal, household_id)
+    recorded = next((r for r in await store.incomes_of(uow.session, household_id) if r.period == period), None)
+    if recorded is not None and (recorded.net_income_per_person, recorded.rigid_expenditure) == (
+            net_income_per_person, rigid_expenditure) and recorded.sources == [s.model_dump(mode="json") for s in sources]:
+        return False
     await decide(uow, stream, plan, [IncomeRecorded(
         household_id=household_id, period=period, net_income_per_person=net_income_per_person,
         rigid_expenditure=rigid_expenditure, sources=sources, recorded_by=principal.sub)], plan.region_code)
+    return True
+
+
+@dataclass(slots=True)
+class IncomeRow:
+    """A row of a bulk income import (收入信息采集), and what came of it."""
+
+    line: int
+    outcome: Literal["recorded", "unchanged", "invalid"]
+    household_id: str | None = None
+    period: str | None = None
+    field: str | None = None
+    code: str | None = None
+    reason: str | None = None
+
+
+async def import_incomes(uow: UnitOfWork, principal: Principal, rows: list[tuple[int, "IncomeLine | IncomeRow"]]
+                         ) -> list[IncomeRow]:
+    """Incomes in bulk, each row as `record_income` takes one: `recorded`, `unchanged` when the same
+    figures stand already, else `invalid` naming the field and the rule (no plan, a closed plan, a
+    household outside the caller's region or not theirs, a period that has not begun)."""
+    outcomes = []
+    for line, row in rows:
+        if isinstance(row, IncomeRow):
+            outcomes.append(row)
+            continue
+        try:
+            recorded = await record_income(uow, principal, row.household_id, row.period, row.per_capita_net_income,
+                                           row.rigid_expenditure, row.sources)
+        except (Refusal, Problem) as refused:  # a rule of the plan's, or the caller's region
+            errors = (refused.details.get("errors") if isinstance(refused, Refusal) else refused.errors) or []
+            field = errors[0]["field"] if errors else "household_id"
+            outcomes.append(IncomeRow(line, "invalid", row.household_id, row.period, field, refused.code, str(refused)))
+            continue
+        outcomes.append(IncomeRow(line, "recorded" if recorded else "unchanged", row.household_id, row.period))
+    return outcomes
 
 
 async def reassign_helper(uow: UnitOfWork, principal: Principal, household_id: str, helper_id: str, reason: str) -> None:

@@ -64,7 +64,9 @@ def world() -> tuple[Snapshot, Ledger]:
     assistance = ServiceState(inbox=[("e-h1", "applied"), ("e-c1", "ignored"), ("e-c2", "ignored"), ("e-k1", "ignored"),
                                      ("e-k2", "ignored"), ("e-s1", "applied"), ("e-s2", "applied"), ("e-n1", "ignored"),
                                      ("e-n2", "ignored")])
-    exit_review = ServiceState(inbox=[("e-k1", "ignored"), ("e-k2", "ignored")])
+    # exit_review reads intake's, screening's and assistance's topics (its evidence)
+    exit_review = ServiceState(inbox=[("e-h1", "applied"), ("e-c1", "applied"), ("e-c2", "applied"), ("e-k1", "ignored"),
+                                      ("e-k2", "ignored")])
     services = {"intake": intake, "screening": screening, "notifier": notifier, "assistance": assistance,
                 "exit_review": exit_review}
     topics = {}

@@ -13,8 +13,10 @@ from runtime.eventstore import EventStore
 from runtime.history import HistoryEntry, stream_history
 from runtime.paging import Page, Paging, make_page
 from runtime.problems import Problem
-from runtime.service import Context, run_command
+from runtime.ndjson import ndjson_body, run_ndjson_batch, tally
+from runtime.service import Context, UnitOfWork, run_command
 from services.assistance import commands, store
+from services.assistance.commands import IncomeRow
 from services.assistance.api.views import PlanSummary, PlanView, plan_view, summary
 
 router = APIRouter()
@@ -91,10 +93,49 @@ class IncomeIn(BaseModel):
 
 @router.post("/plans/{household_id}/incomes", response_model=PlanView, status_code=201)
 async def record_income(household_id: str, body: IncomeIn, request: Request, principal: Staff, ctx: Context):
-    """The household's income of a period (what exit review's look-back reads)."""
+    """The household's income of a period (what exit review's look-back reads); a period recorded again
+    replaces the earlier record."""
     await run_command(ctx, command_metadata(principal, request), lambda uow: commands.record_income(
         uow, principal, household_id, body.period, body.per_capita_net_income, body.rigid_expenditure, body.sources))
     return await readable_plan(ctx, principal, household_id)
+
+
+INCOME_CHUNK_ROWS = 1000
+
+
+class IncomeLine(IncomeIn):
+    household_id: str = Field(min_length=1, max_length=64)
+
+
+class IncomeImportOutcome(BaseModel):
+    rows: int = 0
+    recorded: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    rejected: list[IncomeRow] = Field(default_factory=list, description=(
+        "the invalid rows, with line, field, code and reason, and the row's household_id and period"))
+
+
+EXAMPLE_INCOME = {"household_id": "H-0001", "period": "2026-Q3", "per_capita_net_income": "2350.00",
+                  "rigid_expenditure": "300.00", "sources": [{"source": "wages", "amount": "2100.00"}]}
+
+
+@router.post("/incomes:batch", response_model=IncomeImportOutcome, openapi_extra=ndjson_body(IncomeLine, EXAMPLE_INCOME))
+async def import_incomes(request: Request, principal: Staff, ctx: Context):
+    """收入信息采集 in bulk: NDJSON, one household's income of a period a line, by staff who may record
+    it one by one (a helper their own households, others their region's). Each row is `recorded`, or
+    `unchanged` when the same figures stand already (a file sent twice changes nothing), or `invalid`
+    naming the field and the rule. Committed every INCOME_CHUNK_ROWS rows."""
+    summary = IncomeImportOutcome()
+
+    async def ingest(uow: UnitOfWork, chunk):
+        return await commands.import_incomes(uow, principal, chunk)
+
+    async for results in run_ndjson_batch(request, ctx, principal, IncomeLine, ingest, INCOME_CHUNK_ROWS,
+                                          lambda line, **why: IncomeRow(line=line, outcome="invalid", **why),
+                                          identifiers=("household_id", "period")):
+        tally(summary, results)
+    return summary
 
 
 class MeasureIn(BaseModel):

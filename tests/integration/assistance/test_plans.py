@@ -119,6 +119,27 @@ async def test_a_subject_gets_a_plan_and_a_helper_and_the_rules_follow_its_measu
         assert income.status_code == 201 and income.json()["incomes"][0]["period"] == "2026-Q4", income.text
         assert len((await plan("P1"))["measures"]) == 2, "refused commands stored nothing"
 
+        # Incomes in bulk (收入信息采集): each row recorded once, a repeat unchanged, the rest named.
+        rows = [{"household_id": "P1", "period": "2026-10", "per_capita_net_income": "650.00"},
+                {"household_id": "P1", "period": "2026-10", "per_capita_net_income": "650.00"},
+                {"household_id": "P2", "period": "2026-10", "per_capita_net_income": "700.00"},
+                {"household_id": "P1", "period": "2026-12", "per_capita_net_income": "700.00"},
+                {"household_id": "NOPE", "period": "2026-10", "per_capita_net_income": "700.00"},
+                {"household_id": "P1", "period": "2026-13", "per_capita_net_income": "700.00"}]
+        ndjson = "\n".join(json.dumps(row) for row in rows) + "\n"
+        imported = await assistance.post("/v1/incomes:batch", content=ndjson,
+                                         headers={**helper, "Content-Type": "application/x-ndjson"})
+        assert imported.status_code == 200, imported.text
+        result = imported.json()
+        assert (result["rows"], result["recorded"], result["unchanged"], result["invalid"]) == (6, 1, 1, 4), result
+        assert [(r["line"], r["field"], r["code"]) for r in result["rejected"]] == [
+            (3, "household_id", "region_outside_scope"), (4, "period", "income_period_in_future"),
+            (5, "household_id", "plan_not_found"), (6, "period", "string_pattern_mismatch")], result
+        again = await assistance.post("/v1/incomes:batch", content=ndjson,
+                                      headers={**helper, "Content-Type": "application/x-ndjson"})
+        assert (again.json()["recorded"], again.json()["unchanged"]) == (0, 2), "a file sent twice changes nothing"
+        assert [i["period"] for i in (await plan("P1"))["incomes"]] == ["2026-10", "2026-Q4"]
+
         # Progress: completed once; a second completion is refused.
         measure_id = allowance.json()["measure_id"]
         done = await assistance.post(f"/v1/measures/{measure_id}/progress", headers=helper, json={
