@@ -186,6 +186,8 @@ REGISTERED: tuple[Code, ...] = (
         ("rollback_already_pending", "a rollback is already waiting for the county's decision"),
         ("rollback_without_reason", "a rollback says why the exit was not right"),
         ("no_rollback_pending", "no rollback is waiting for a decision"),
+        ("statistics_period_invalid", "no such period: a month 2026-10, a quarter 2026-Q4, a year 2026 or an ISO week 2026-W42"),
+        ("statistics_period_in_future", "the period has not begun"),
         # the system
         ("idempotency_key_reused", "the Idempotency-Key was used with a different request body"),
         ("idempotency_in_progress", "a request with this Idempotency-Key is still being processed"),

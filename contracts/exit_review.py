@@ -133,6 +133,16 @@ class ExitRejected(_ExitStep):
     blockers: list[str] = []
 
 
+class ExitStepOverdue(_ExitEvent):
+    """An exit case's step is past its due date (published once per step and due date)."""
+
+    exit_id: str
+    household_id: str
+    region_code: str
+    step: str
+    due_date: date
+
+
 class ExitApproved(_ExitEvent):
     """The county approved the exit: the subject's risk is eliminated (风险消除)."""
 

@@ -284,6 +284,54 @@ def token(
 
 
 @app.command()
+def report(
+    region: str = typer.Option(..., help="the region of the bulletin, e.g. 410721 (a county) or 410721001 (a township)"),
+    period: str = typer.Option(..., help="the month, e.g. 2026-10"),
+    out: Optional[Path] = typer.Option(None, help="the HTML file (default: bulletin-REGION-PERIOD.html)"),
+    url: str = typer.Option("", help="exit_review's address (default: the one `fangpin up` started)"),
+    token: Optional[str] = typer.Option(None, envvar="FANGPIN_TOKEN", help="a staff token of the region (default "
+                                        "on the system's own machine: one it signs)"),
+) -> None:
+    """Write the monthly bulletin (监测帮扶月报) of a region as an HTML page to print: the month's figures,
+    the trend of subjects and exits over twelve months, the exit rate of each region below."""
+    import re
+
+    import httpx
+
+    from runtime.embedded import DEFAULT_PORTS
+    from services.exit_review.bulletin import render_bulletin
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        raise typer.BadParameter(f"{period!r} is no month: give one such as 2026-10", param_hint="--period")
+    if token is None:
+        settings, on_own_machine = local_settings()
+        if not on_own_machine:
+            console.print("[red]Give --token (or FANGPIN_TOKEN): a staff token of the region.[/red]")
+            raise typer.Exit(2)
+        from runtime.auth import issue_token
+
+        token = issue_token(settings, sub="fangpin-report", role="county_officer", region=region)
+    base = url or f"http://127.0.0.1:{DEFAULT_PORTS['exit_review']}"
+    year, month = map(int, period.split("-"))
+    months = [f"{year + (month - 1 - back) // 12}-{(month - 1 - back) % 12 + 1:02d}" for back in range(11, -1, -1)]
+    figures = []
+    with httpx.Client(timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+        for label in months:
+            try:
+                answer = http.get(f"{base}/v1/statistics", params={"region": region, "period": label})
+            except httpx.HTTPError as exc:
+                console.print(f"[red]exit_review at {base} did not answer ({exc}); is it running (./fangpin up)?[/red]")
+                raise typer.Exit(1)
+            if answer.status_code != 200:
+                console.print(f"[red]{label}: {answer.status_code} {answer.text[:500]}[/red]")
+                raise typer.Exit(1)
+            figures.append(answer.json())
+    out = out or Path(f"bulletin-{region}-{period}.html")
+    out.write_text(render_bulletin(figures[-1], figures), encoding="utf-8")
+    console.print(f"Bulletin of {region} for {period} written to {out} (open it in a browser to print)")
+
+
+@app.command()
 def serve(service: str) -> None:
     """Run one service in the foreground (settings from FANGPIN_ variables)."""
     from runtime.serve import serve as run

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     exit_satisfaction_bar: Literal["dissatisfied", "basically_satisfied", "satisfied"] = "basically_satisfied"
     exit_findings_max_age_days: int = 30
     exit_look_back_after_months: int = Field(6, ge=1, le=36)  # 回头看: months after an exit's approval
+    # Days each step of the exit ladder may take before it is overdue (the notice's five are the rules').
+    exit_step_due_days: dict[str, int] = Field(default_factory=lambda: {
+        "exit_consent": 10, "township_verification": 5, "county_decision": 7})
     # Processes serving the service's port (uvicorn workers); bulk uploads sent side by side use one each.
     workers: int = 1
     http_host: str = "127.0.0.1"

@@ -61,10 +61,19 @@ def today(uow: UnitOfWork) -> date:
     return uow.ctx.clock.now().date()
 
 
-async def _append(uow: UnitOfWork, stream: Stream, region_code: str, events: list[EventPayload]) -> None:
-    if events:
-        await uow.append(stream.stream_id, stream.position, [
-            NewEvent(e, household_id=e.household_id, region_code=region_code) for e in events])
+async def _append(uow: UnitOfWork, stream: Stream, region_code: str, events: list[EventPayload],
+                  notice_ends: date | None = None) -> None:
+    """Append, each ladder event with the due date of the step it leaves the case at."""
+    if not events:
+        return
+    dated = []
+    for event in events:
+        notice_ends = getattr(event, "ends_on", notice_ends)
+        if "due_date" in type(event).model_fields and event.step != ladder.Step.CLOSED:
+            event = event.model_copy(update={"due_date": ladder.due_date(
+                event.step, today(uow), notice_ends, uow.ctx.settings.exit_step_due_days)})
+        dated.append(NewEvent(event, household_id=event.household_id, region_code=region_code))
+    await uow.append(stream.stream_id, stream.position, dated)
 
 
 async def propose(uow: UnitOfWork, principal: Principal, household_id: str, findings: ExitFindings, attendees: int,
@@ -118,7 +127,7 @@ async def take_step(uow: UnitOfWork, principal: Principal, exit_id: str, command
     if isinstance(command, ladder.RecordConsent) and len(state.consents) == len(blockers.PARTIES) - 1:
         evidence = await store.evidence_of(uow.session, household_id, state.region_code)
     events = ladder.decide(state, command, actor_of(principal), subject, today(uow), _judge(uow, evidence))
-    await _append(uow, stream, state.region_code, events)
+    await _append(uow, stream, state.region_code, events, state.notice_ends)
     for event in events:
         state = ladder.apply(state, event, today(uow), "")
     return state
@@ -131,7 +140,7 @@ async def close_notice(uow: UnitOfWork, household_id: str) -> None:
     stream, record = await load(uow, household_id)
     if record.open_case is not None and record.open_case.step is ladder.Step.PUBLIC_NOTICE:
         events = ladder.decide(record.open_case, ladder.CloseNotice(), SCHEDULER, None, today(uow), _judge(uow, None))
-        await _append(uow, stream, record.open_case.region_code, events)
+        await _append(uow, stream, record.open_case.region_code, events, record.open_case.notice_ends)
 
 
 async def mark_look_back_due(uow: UnitOfWork, household_id: str) -> None:

@@ -1,12 +1,14 @@
 """What exit_review does by the clock: close the exit notices whose five days have passed and that
-no open objection holds, and say when an exit's look-back falls due."""
+no open objection holds, report the steps past their due dates, and say when an exit's look-back
+falls due."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 from contracts.envelope import Actor
-from runtime.eventstore import EventMetadata
-from runtime.service import ServiceContext, run_command
+from contracts.exit_review import ExitStepOverdue
+from runtime.eventstore import EventMetadata, NewEvent, StreamHead
+from runtime.service import ServiceContext, UnitOfWork, run_command
 from services.exit_review import commands, store
 
 SCHEDULER = Actor(kind="system", id="exit_review-scheduler", role="scheduler")
@@ -29,3 +31,24 @@ async def mark_look_backs_due(ctx: ServiceContext) -> None:
     for household_id in candidates:
         await run_command(ctx, EventMetadata(actor=SCHEDULER),
                           lambda uow, household_id=household_id: commands.mark_look_back_due(uow, household_id))
+
+
+async def report_overdue_steps(ctx: ServiceContext) -> None:
+    """ExitStepOverdue once per case, step and due date, for the notifier to escalate."""
+    today = ctx.clock.now().date()
+
+    async def work(uow: UnitOfWork) -> None:
+        overdue = await store.overdue_unreported(uow.session, today)
+        await uow.append_many([(StreamHead(f"exit-overdue-{case.exit_id}-{case.step}-{case.due_date}"), [NewEvent(
+            ExitStepOverdue(exit_id=case.exit_id, household_id=case.household_id, region_code=case.region_code,
+                            step=case.step, due_date=case.due_date),
+            household_id=case.household_id, region_code=case.region_code)]) for case in overdue])
+
+    await run_command(ctx, EventMetadata(actor=SCHEDULER), work)
+
+
+async def run_checks(ctx: ServiceContext) -> None:
+    """Everything exit_review does by the clock, in order."""
+    await close_due_notices(ctx)
+    await report_overdue_steps(ctx)
+    await mark_look_backs_due(ctx)

@@ -2,12 +2,16 @@
 
 Projected, rebuilt from exit_review's own events (stream `exit-{household_id}`, a household's exit
 cases one after another):
-- `exits`: each case's step and outcome, the notice's end, the blockers' assessment.
+- `exits`: each case's step, due date and outcome, the notice's end, the blockers' assessment, the
+  look-back and the rollback.
+- `exit_overdue`: ExitStepOverdue (the statistics' overdue steps).
 
 Mirrored, rebuilt from the topics exit_review consumes (no event of its own): the evidence the seven
 blockers read, exit_review reading no other database.
 - `subjects`: screening's SubjectIdentified, SubjectRiskAdded, SubjectRemoved, SubjectProtected,
-  SubjectRiskEliminated, SubjectMonitoredAgain.
+  SubjectRiskEliminated, SubjectMonitoredAgain; `subject_changes`: each of those changes but the new
+  risks, with what it did to the counts the statistics sum.
+- `case_overdue`: screening's CaseStepOverdue.
 - `household_members`: the member ids of intake's HouseholdRegistered / HouseholdUpdated (who may sign
   the household's consent).
 - `plan_evidence`, `measure_evidence`, `gap_evidence` (the gaps open now), `income_evidence` (a period
@@ -27,8 +31,8 @@ from contracts.envelope import EventEnvelope
 from runtime.bulk import insert_rows, upsert_rows
 from runtime.projections import Projections
 from services.exit_review.store import (
-    difficulty_evidence, exits, gap_evidence, household_members, income_evidence, measure_evidence, plan_evidence,
-    subjects, visit_evidence,
+    case_overdue, difficulty_evidence, exit_overdue, exits, gap_evidence, household_members, income_evidence,
+    measure_evidence, plan_evidence, subject_changes, subjects, visit_evidence,
 )
 
 # --- exits -----------------------------------------------------------------------------------------
@@ -37,7 +41,8 @@ from services.exit_review.store import (
 async def exits_proposed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     await insert_rows(session, exits, [
         {"exit_id": proposed["exit_id"], "household_id": proposed["household_id"], "region_code": proposed["region_code"],
-         "step": proposed["step"], "outcome": None, "notice_ends": None, "passed": None, "blockers": [],
+         "step": proposed["step"], "outcome": None, "notice_ends": None, "due_date": proposed.get("due_date"),
+         "passed": None, "blockers": [],
          "proposed_at": envelope.recorded_at, "updated_at": envelope.recorded_at}
         for envelope in envelopes for proposed in [current_payload(envelope)]])
 
@@ -51,6 +56,8 @@ def _exit_step(**extra):
             values = {name: value(payload) for name, value in extra.items()}
             if envelope.event_type == "ExitApproved":
                 values["decided_on"] = envelope.recorded_at.date()
+            if "due_date" in payload:  # a ladder event: the due date of the step it leaves the case at
+                values["due_date"] = date.fromisoformat(payload["due_date"]) if payload["due_date"] else None
             await session.execute(sa.update(exits).where(exits.c.exit_id == payload["exit_id"])
                                   .values(step=payload.get("step", "closed"), updated_at=envelope.recorded_at, **values))
     return apply
@@ -79,6 +86,29 @@ EXIT_APPLIERS = {
     "ExitRollbackRefused": _exit_step(rollback=lambda p: "refused"),
 }
 
+
+async def steps_overdue(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    """The step and due date whose ExitStepOverdue is out (report_overdue_steps sends one each), and
+    the overdue step counted for the statistics."""
+    for overdue in map(current_payload, envelopes):
+        await session.execute(sa.update(exits).where(exits.c.exit_id == overdue["exit_id"])
+                              .values(overdue_reported=f"{overdue['step']}@{overdue['due_date']}"))
+    await _overdue_rows(session, exit_overdue, envelopes)
+
+
+async def _overdue_rows(session: AsyncSession, table: sa.Table, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, table, [
+        {"event_id": str(envelope.event_id), "region_code": overdue["region_code"], "step": overdue["step"],
+         "due_date": overdue["due_date"]} for envelope in envelopes for overdue in [current_payload(envelope)]],
+        key=("event_id",))
+
+
+async def cases_overdue(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await _overdue_rows(session, case_overdue, envelopes)
+
+
+EXIT_APPLIERS["ExitStepOverdue"] = steps_overdue
+
 # --- mirrors: subjects and members -----------------------------------------------------------------
 
 
@@ -88,19 +118,45 @@ def _day(moment: datetime | str | None, envelope: EventEnvelope) -> date:
     return (datetime.fromisoformat(moment) if isinstance(moment, str) else moment).date()
 
 
-async def subjects_identified(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    await upsert_rows(session, subjects, [
-        {"household_id": envelope.household_id, "region_code": envelope.region_code, "status": "monitored",
-         "protected": False, "category": identified["category"], "risk_types": identified["risk_types"],
-         "identified_on": envelope.recorded_at.date()}
-        for envelope in envelopes for identified in [current_payload(envelope)]], key=("household_id",))
+SUBJECT_CHANGES = {  # screening's event -> the change, and what it sets on the subject
+    "SubjectIdentified": ("identified", {"status": "monitored", "protected": False}),
+    "SubjectRemoved": ("removed", {"status": "removed", "protected": False}),
+    "SubjectProtected": ("protected", {"protected": True}),
+    "SubjectRiskEliminated": ("risk_eliminated", {"status": "risk_eliminated"}),
+    "SubjectMonitoredAgain": ("rolled_back", {"status": "monitored"}),  # 风险消除回退
+}
 
 
-def _subject_becomes(**values):
-    async def apply(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-        await session.execute(sa.update(subjects).where(subjects.c.household_id.in_([e.household_id for e in envelopes]))
-                              .values(**values))
-    return apply
+async def subjects_changed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    """The subject as it stands, and each change with what it did to the counts statistics sum
+    (monitored, risk-eliminated, protected: +1, -1 or 0), so that a region's subjects on any day are a
+    sum of the changes up to it. A change of a household not identified here changes nothing."""
+    ids = list({e.household_id for e in envelopes})
+    standing = {row.household_id: row._asdict() for row in await session.execute(
+        sa.select(subjects).where(subjects.c.household_id.in_(ids)))}
+    changes = []
+    for envelope in envelopes:
+        change, values = SUBJECT_CHANGES[envelope.event_type]
+        before = standing.get(envelope.household_id)
+        if envelope.event_type == "SubjectIdentified":
+            identified = current_payload(envelope)
+            values = {**values, "region_code": envelope.region_code, "category": identified["category"],
+                      "risk_types": identified["risk_types"], "identified_on": envelope.recorded_at.date()}
+            before = before or {"household_id": envelope.household_id, "status": None, "protected": False}
+        elif before is None:
+            continue
+        after = {**before, **values}
+        standing[envelope.household_id] = after
+        changes.append({
+            "event_id": str(envelope.event_id), "household_id": envelope.household_id,
+            "region_code": after["region_code"], "category": after["category"], "change": change,
+            "on": envelope.recorded_at.date(),
+            "monitored_delta": (after["status"] == "monitored") - (before["status"] == "monitored"),
+            "eliminated_delta": (after["status"] == "risk_eliminated") - (before["status"] == "risk_eliminated"),
+            "protected_delta": int(after["protected"]) - int(before["protected"])})
+    await upsert_rows(session, subjects, [{str(c.name): row[c.name] for c in subjects.columns}
+                                          for hid, row in standing.items() if "region_code" in row], key=("household_id",))
+    await insert_rows(session, subject_changes, changes)
 
 
 async def subject_risks_added(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -174,7 +230,8 @@ async def helpers_named(session: AsyncSession, envelopes: list[EventEnvelope]) -
 
 async def measures_assigned(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     await upsert_rows(session, measure_evidence, [
-        {"measure_id": m["measure_id"], "household_id": m["household_id"], "kind": m["kind"], "answers": m["answers"],
+        {"measure_id": m["measure_id"], "household_id": m["household_id"], "kind": m["kind"], "nature": m["nature"],
+         "answers": m["answers"],
          "status": "active", "starts_on": m["starts_on"], "planned_end": m.get("planned_end"), "completed_on": None}
         for m in map(current_payload, envelopes)], key=("measure_id",))
 
@@ -212,16 +269,13 @@ async def incomes_recorded(session: AsyncSession, envelopes: list[EventEnvelope]
 
 
 PROJECTIONS = Projections(
-    tables=(exits,),
+    tables=(exits, exit_overdue),
     appliers=EXIT_APPLIERS,
-    mirrored_tables=(subjects, household_members, plan_evidence, measure_evidence, gap_evidence, income_evidence,
+    mirrored_tables=(subjects, subject_changes, case_overdue, household_members, plan_evidence, measure_evidence, gap_evidence, income_evidence,
                      difficulty_evidence, visit_evidence),
     mirrors={
-        "SubjectIdentified": subjects_identified, "SubjectRiskAdded": subject_risks_added,
-        "SubjectRemoved": _subject_becomes(status="removed", protected=False),
-        "SubjectProtected": _subject_becomes(protected=True),
-        "SubjectRiskEliminated": _subject_becomes(status="risk_eliminated"),
-        "SubjectMonitoredAgain": _subject_becomes(status="monitored"),
+        **{event_type: subjects_changed for event_type in SUBJECT_CHANGES}, "SubjectRiskAdded": subject_risks_added,
+        "CaseStepOverdue": cases_overdue,
         "HouseholdRegistered": members_registered, "HouseholdUpdated": members_registered,
         "RiskClueRaised": clue_raised, "RiskCluesRaised": clues_raised, "VisitRecorded": grid_visits,
         "PlanOpened": plans_opened, "PlanClosed": plans_closed,

@@ -23,6 +23,8 @@ exits = sa.Table(
     sa.Column("step", sa.Text, nullable=False),
     sa.Column("outcome", sa.Text),  # approved, rejected, returned; None while open
     sa.Column("notice_ends", sa.Date),
+    sa.Column("due_date", sa.Date),  # when the step it stands at is due (None: closed)
+    sa.Column("overdue_reported", sa.Text),  # step@due_date of the last ExitStepOverdue
     sa.Column("passed", sa.Boolean),  # the blockers' assessment, once judged
     sa.Column("blockers", pg.ARRAY(sa.Text), nullable=False),  # those that failed or were unknown
     sa.Column("decided_on", sa.Date),  # the county's approval
@@ -36,6 +38,14 @@ sa.Index("exits_household", exits.c.household_id)
 sa.Index("exits_region", exits.c.region_code)
 sa.Index("exits_notice_ends", exits.c.notice_ends, postgresql_where=sa.text("step = 'public_notice'"))
 
+exit_overdue = sa.Table(  # ExitStepOverdue (statistics: overdue steps)
+    "exit_overdue", metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("region_code", sa.Text, nullable=False),
+    sa.Column("step", sa.Text, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
+)
+
 # --- mirrored from screening, intake and assistance: the evidence --------------------------------
 
 subjects = sa.Table(
@@ -47,6 +57,27 @@ subjects = sa.Table(
     sa.Column("category", sa.Text),
     sa.Column("risk_types", pg.ARRAY(sa.Text), nullable=False),
     sa.Column("identified_on", sa.Date),
+)
+subject_changes = sa.Table(  # each change of a subject, with what it did to the counts (statistics)
+    "subject_changes", metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("household_id", sa.Text, nullable=False),
+    sa.Column("region_code", sa.Text, nullable=False),
+    sa.Column("category", sa.Text),
+    sa.Column("change", sa.Text, nullable=False),  # identified, removed, protected, risk_eliminated, rolled_back
+    sa.Column("on", sa.Date, nullable=False),
+    sa.Column("monitored_delta", sa.SmallInteger, nullable=False),
+    sa.Column("eliminated_delta", sa.SmallInteger, nullable=False),
+    sa.Column("protected_delta", sa.SmallInteger, nullable=False),
+)
+sa.Index("subject_changes_region_on", subject_changes.c.region_code, subject_changes.c.on,
+         postgresql_ops={"region_code": "text_pattern_ops"})
+case_overdue = sa.Table(  # screening's CaseStepOverdue (statistics: overdue steps)
+    "case_overdue", metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("region_code", sa.Text, nullable=False),
+    sa.Column("step", sa.Text, nullable=False),
+    sa.Column("due_date", sa.Date, nullable=False),
 )
 household_members = sa.Table(
     "household_members", metadata,
@@ -64,6 +95,7 @@ measure_evidence = sa.Table(
     sa.Column("measure_id", sa.Text, primary_key=True),
     sa.Column("household_id", sa.Text, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("nature", sa.Text),  # developmental, safety_net
     sa.Column("answers", pg.ARRAY(sa.Text), nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("starts_on", sa.Date, nullable=False),
@@ -142,7 +174,7 @@ async def exit_row(session: AsyncSession, exit_id: str):
 
 
 async def exit_page(session: AsyncSession, region_prefix: str, step: str | None, after: str | None, limit: int,
-                    look_back: str | None = None, flagged: bool | None = None):
+                    look_back: str | None = None, flagged: bool | None = None, overdue_on: date | None = None):
     query = sa.select(exits).where(exits.c.region_code.startswith(region_prefix, autoescape=True))
     if step:
         query = query.where(exits.c.step == step)
@@ -150,6 +182,8 @@ async def exit_page(session: AsyncSession, region_prefix: str, step: str | None,
         query = query.where(exits.c.look_back == look_back)
     if flagged is not None:
         query = query.where(exits.c.flagged.is_(flagged))
+    if overdue_on is not None:
+        query = query.where(exits.c.step != "closed", exits.c.due_date < overdue_on)
     if after:
         query = query.where(exits.c.exit_id > after)
     return (await session.execute(query.order_by(exits.c.exit_id).limit(limit))).all()
@@ -171,8 +205,76 @@ async def look_backs_to_check(session: AsyncSession, approved_before: date, limi
         .order_by(exits.c.decided_on).limit(limit)))
 
 
+_OVERDUE_MARK = exits.c.step + "@" + sa.cast(exits.c.due_date, sa.Text)
+
+
+async def overdue_unreported(session: AsyncSession, today: date, limit: int = 500) -> list:
+    """Open cases past their step's due date whose overdue event for that step and date is not out."""
+    return (await session.execute(
+        sa.select(exits.c.exit_id, exits.c.household_id, exits.c.region_code, exits.c.step, exits.c.due_date)
+        .where(exits.c.step != "closed", exits.c.due_date < today, exits.c.overdue_reported.is_distinct_from(_OVERDUE_MARK))
+        .limit(limit).with_for_update(skip_locked=True))).all()
+
+
 async def notices_ended(session: AsyncSession, today: date, limit: int = 500) -> list[str]:
     """Households whose exit notice has run its days (the scheduler closes them)."""
     return list(await session.scalars(
         sa.select(exits.c.household_id).where(exits.c.step == "public_notice", exits.c.notice_ends <= today)
         .order_by(exits.c.notice_ends).limit(limit)))
+
+
+# --- statistics --------------------------------------------------------------------------------------
+
+def _in(table: sa.Table, region: str):
+    return table.c.region_code.startswith(region, autoescape=True)
+
+
+async def subject_stock(session: AsyncSession, region: str, end: date, group_length: int | None = None) -> list:
+    """Per category (or, with `group_length`, per region code cut to that length): the subjects
+    monitored, risk-eliminated and protected at the end of `end`, as the sum of their changes."""
+    key = (sa.func.substr(subject_changes.c.region_code, 1, group_length) if group_length
+           else subject_changes.c.category).label("key")
+    return (await session.execute(
+        sa.select(key, sa.func.sum(subject_changes.c.monitored_delta).label("monitored"),
+                  sa.func.sum(subject_changes.c.eliminated_delta).label("risk_eliminated"),
+                  sa.func.sum(subject_changes.c.protected_delta).label("protected"))
+        .where(_in(subject_changes, region), subject_changes.c.on <= end).group_by(key))).all()
+
+
+async def subject_flows(session: AsyncSession, region: str, start: date, end: date) -> dict[str, int]:
+    rows = await session.execute(
+        sa.select(subject_changes.c.change, sa.func.count())
+        .where(_in(subject_changes, region), subject_changes.c.on.between(start, end)).group_by(subject_changes.c.change))
+    return {change: n for change, n in rows}
+
+
+async def plan_sums(session: AsyncSession, region: str) -> tuple[int, int, int, int, int]:
+    """Of the subjects monitored now: how many, their measures (active or completed), how many of
+    those developmental, households with a measure, households with an open gap."""
+    monitored = (sa.select(subjects.c.household_id).where(_in(subjects, region), subjects.c.status == "monitored")
+                 .cte("monitored"))
+    carried = measure_evidence.c.status.in_(("active", "completed"))
+    row = (await session.execute(sa.select(
+        sa.select(sa.func.count()).select_from(monitored).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(measure_evidence.join(
+            monitored, monitored.c.household_id == measure_evidence.c.household_id)).where(carried).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(measure_evidence.join(
+            monitored, monitored.c.household_id == measure_evidence.c.household_id))
+        .where(carried, measure_evidence.c.nature == "developmental").scalar_subquery(),
+        sa.select(sa.func.count(sa.distinct(measure_evidence.c.household_id))).select_from(measure_evidence.join(
+            monitored, monitored.c.household_id == measure_evidence.c.household_id)).where(carried).scalar_subquery(),
+        sa.select(sa.func.count(sa.distinct(gap_evidence.c.household_id))).select_from(gap_evidence.join(
+            monitored, monitored.c.household_id == gap_evidence.c.household_id)).scalar_subquery(),
+    ))).one()
+    return tuple(row)
+
+
+async def overdue_steps(session: AsyncSession, region: str, start: date, end: date) -> dict[str, dict[str, int]]:
+    """Per ladder (identification, exit), the steps whose due date inside the period passed without them."""
+    counts = {}
+    for ladder, table in (("identification", case_overdue), ("exit", exit_overdue)):
+        rows = await session.execute(sa.select(table.c.step, sa.func.count())
+                                     .where(_in(table, region), table.c.due_date.between(start, end))
+                                     .group_by(table.c.step).order_by(table.c.step))
+        counts[ladder] = {step: n for step, n in rows}
+    return counts

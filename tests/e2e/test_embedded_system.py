@@ -111,6 +111,17 @@ async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_
         opened = datetime.fromisoformat(history[0]["at"])
         assert timedelta(days=10) < datetime.now(timezone.utc) - opened < HISTORY, "identified weeks ago, simulated"
         await asyncio.to_thread(check_cli_import, system.ports["intake"], tmp_path)
+        # The county's monthly bulletin, as `fangpin report` writes it from exit_review's statistics.
+        bulletin = tmp_path / "bulletin.html"
+        month = plans["DEMO-0012"]["identified_on"][:7]
+        written = await asyncio.to_thread(CliRunner().invoke, app, [
+            "report", "--region", "410721", "--period", month, "--out", str(bulletin), "--token", printed["COUNTY"],
+            "--url", f"http://127.0.0.1:{system.ports['exit_review']}"])
+        assert written.exit_code == 0, written.output
+        page = bulletin.read_text(encoding="utf-8")
+        assert '<table id="subjects">' in page and '<svg id="trend-chart"' in page and '<svg id="rate-chart"' in page
+        assert re.search(r"监测对象 monitored</td><td class=\"n\">3</td>", page), "the demo's three subjects"
+        assert page.count("<rect") == 24 + 2, "two bars a month for twelve months; the two townships' exit rates"
     finally:
         processes = dict(system.processes)
         await asyncio.to_thread(system.stop, said.append)

@@ -30,6 +30,7 @@ class ExitView(BaseModel):
     step: str = Field(description="exit_consent, public_notice, township_verification, county_decision or closed")
     outcome: str | None = Field(description="approved, rejected or returned once closed")
     notice_ends: date | None
+    due_date: date | None = Field(description="when the step it stands at is due (exit_step_due_days; a notice: its end)")
     passed: bool | None = Field(description="the blockers' assessment, once the four parties have answered")
     blockers: list[str] = Field(description="the blockers that failed or were unknown (exit_blocker codes)")
     decided_on: date | None = Field(description="the day the county approved it")
@@ -138,13 +139,15 @@ async def propose_exit(body: ProposalIn, request: Request, principal: Staff, ctx
 
 @router.get("/exits", response_model=Page[ExitView])
 async def list_exits(region: str | None = None, step: str | None = None,
-                     look_back: Literal["due", "completed"] | None = None, flagged: bool | None = None, *,
-                     page: Paging, principal: Staff, ctx: Context):
+                     look_back: Literal["due", "completed"] | None = None, flagged: bool | None = None,
+                     overdue: bool = False, *, page: Paging, principal: Staff, ctx: Context):
     """Exit cases of a region (default the caller's), by exit id; `step=` those at one step;
-    `look_back=due` the approved exits whose look-back is due, `flagged=true` those it flagged."""
+    `overdue=true` the open ones past their step's due date; `look_back=due` the approved exits whose
+    look-back is due, `flagged=true` those it flagged."""
     scope = region_scope(principal, region)
     async with ctx.sessions() as session:
-        rows = await store.exit_page(session, scope, step, page.after, page.limit + 1, look_back, flagged)
+        rows = await store.exit_page(session, scope, step, page.after, page.limit + 1, look_back, flagged,
+                                     overdue_on=ctx.clock.now().date() if overdue else None)
     return make_page(rows, page, key=lambda r: r.exit_id, item=exit_view)
 
 

@@ -266,6 +266,15 @@ def _consent(state: ExitState, command: RecordConsent, actor: Actor, subject: Su
     return events
 
 
+def due_date(step: str, today: date, notice_ends: date | None, due_days: dict[str, int]) -> date | None:
+    """When a case standing at `step` is due: a notice when it ends, another step its days from
+    `today` (exit_step_due_days); None when closed or a step has no days."""
+    if step == Step.PUBLIC_NOTICE:
+        return notice_ends
+    days = due_days.get(step)
+    return None if days is None else today + timedelta(days=days)
+
+
 def apply(state: ExitState | None, event: EventPayload, recorded_on: date, event_id: str) -> ExitState:
     """`event.step` is where the case stands after it; `recorded_on` and `event_id` are the envelope's."""
     if isinstance(event, ExitProposed):

@@ -29,11 +29,11 @@ def _by(service: str) -> EventMetadata:
     return EventMetadata(actor=Actor(kind="system", id=f"fangpin-{service}", role="service"))
 
 
-async def identify(system, household_id: str, region: str, *risks: RiskType) -> None:
+async def identify(system, household_id: str, region: str, *risks: RiskType, category: str = "sudden_hardship") -> None:
     """screening's decision, as its store records it (the ladder itself is screening's tests')."""
     async with unit_of_work(system.context("screening"), _by("screening")) as uow:
         await uow.append(f"case-c-{household_id}", 0, [NewEvent(SubjectIdentified(
-            case_id=f"c-{household_id}", household_id=household_id, step="closed", category="sudden_hardship",
+            case_id=f"c-{household_id}", household_id=household_id, step="closed", category=category,
             risk_types=list(risks)), household_id=household_id, region_code=region)])
 
 

@@ -261,7 +261,8 @@ async def test_an_exit_blocked_by_each_blocker_in_turn_names_only_that_one(run_s
 async def test_proposals_sent_at_once_open_one_case(run_services):
     """A household's exit cases are one stream: of proposals racing each other one opens the case, the
     others find it open (409), and the store holds one ExitProposed."""
-    async with run_services(*SERVICES, clock=FixedClock(NOW)) as system:
+    clock = FixedClock(NOW)
+    async with run_services(*SERVICES, clock=clock, scheduler_seconds=0.2) as system:
         county = system.token("county_officer", "410721", sub="county-1")
         assert (await system.clients["intake"].post("/v1/households", headers=county,
                                                     json=household("R1", 1))).status_code == 201
@@ -279,3 +280,17 @@ async def test_proposals_sent_at_once_open_one_case(run_services):
         async with system.context("exit_review").sessions() as session:
             proposed = await session.scalar(sa.text("select count(*) from events where event_type = 'ExitProposed'"))
         assert proposed == 1
+
+        # The four parties have ten days (exit_step_due_days); past them the step is overdue, reported once.
+        [case] = (await system.clients["exit_review"].get("/v1/exits", headers=county)).json()["items"]
+        assert (case["step"], case["due_date"]) == ("exit_consent", "2026-11-30")
+        clock.advance(timedelta(days=11))
+
+        async def reported():
+            async with system.context("exit_review").sessions() as session:
+                return await session.scalar(sa.text("select count(*) from events where event_type = 'ExitStepOverdue'"))
+        await eventually(reported)
+        await asyncio.sleep(1)  # several more passes of the scheduler
+        assert await reported() == 1
+        overdue = (await system.clients["exit_review"].get("/v1/exits?overdue=true", headers=county)).json()["items"]
+        assert [c["exit_id"] for c in overdue] == [case["exit_id"]]

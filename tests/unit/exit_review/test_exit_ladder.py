@@ -192,3 +192,11 @@ def test_the_township_returns_and_the_county_rejects_with_a_reason():
         step(state, CountyDecision("reject"), COUNTY)
     rejected, events = step(state, CountyDecision("reject", reason="spot check found a new illness"), COUNTY)
     assert rejected.step is Step.CLOSED and events[0].level == "county"
+
+
+def test_each_step_is_due_its_days_and_a_notice_when_it_ends():
+    days = {"exit_consent": 10, "township_verification": 5, "county_decision": 7}
+    assert ladder.due_date("exit_consent", TODAY, None, days) == TODAY + timedelta(days=10)
+    assert ladder.due_date("public_notice", TODAY, TODAY + timedelta(days=5), days) == TODAY + timedelta(days=5)
+    assert ladder.due_date("county_decision", TODAY, None, days) == TODAY + timedelta(days=7)
+    assert ladder.due_date("closed", TODAY, None, days) is None
