@@ -188,6 +188,8 @@ REGISTERED: tuple[Code, ...] = (
         ("no_rollback_pending", "no rollback is waiting for a decision"),
         ("statistics_period_invalid", "no such period: a month 2026-10, a quarter 2026-Q4, a year 2026 or an ISO week 2026-W42"),
         ("statistics_period_in_future", "the period has not begun"),
+        ("statistics_already_filed", "the region has filed that month's figures already"),
+        ("filing_region_not_own_level", "a township files for its township, a county for its county"),
         # the system
         ("idempotency_key_reused", "the Idempotency-Key was used with a different request body"),
         ("idempotency_in_progress", "a request with this Idempotency-Key is still being processed"),

@@ -201,3 +201,24 @@ class ExitRollbackRefused(_ExitEvent):
     exit_id: str
     household_id: str
     comment: str
+
+
+class StatisticsFiled(_ExitEvent):
+    """A township files its month's figures (due by the 25th), a county its monthly report (due by the
+    5th of the next month) (seed 001); the figures as filed, GET /v1/statistics's answer then."""
+
+    region_code: str
+    period: str
+    level: Literal["township", "county"]
+    due_on: date
+    late: bool
+    figures: dict
+
+
+class FilingOverdue(_ExitEvent):
+    """A township's or county's monthly filing not made by its due date (published once)."""
+
+    region_code: str
+    period: str
+    level: Literal["township", "county"]
+    due_on: date

@@ -154,8 +154,10 @@ async def measure_row(session: AsyncSession, measure_id: str):
 
 
 async def plan_page(session: AsyncSession, region: str, with_gaps: bool, helper_id: str | None, after: str | None,
-                    limit: int):
+                    limit: int, unassigned: bool = False):
     query = sa.select(plans).where(plans.c.region_code.startswith(region, autoescape=True))
+    if unassigned:
+        query = query.where(plans.c.status == "open", plans.c.helper_id.is_(None))
     if with_gaps:
         query = query.where(sa.exists().where(plan_gaps.c.household_id == plans.c.household_id))
     if helper_id:

@@ -17,7 +17,8 @@ from runtime.ids import new_id_str
 from runtime.service import UnitOfWork
 from runtime.settings import Settings
 from services.exit_review import store
-from services.exit_review.domain import after_exit, blockers, ladder
+from services.exit_review.domain import after_exit, blockers, filings, ladder
+from services.exit_review.domain import statistics as figures
 from services.exit_review.domain.evidence import CaseRecord, Evidence
 from services.exit_review.domain.record import HouseholdExits, fold
 from services.exit_review.domain.refusals import NotFound, OutOfOrder
@@ -177,3 +178,28 @@ async def request_rollback(uow: UnitOfWork, principal: Principal, household_id: 
 async def decide_rollback(uow: UnitOfWork, principal: Principal, household_id: str, decision, comment: str) -> None:
     await _after_exit(uow, principal, household_id, lambda exited: after_exit.decide_rollback(
         exited, household_id, decision, comment, actor_of(principal)))
+
+
+def filing_stream(level: str, region: str, period: str) -> str:
+    return f"filing-{level}-{region}-{period}"
+
+
+async def file_statistics(uow: UnitOfWork, principal: Principal, period: figures.Period, found: dict) -> None:
+    """The caller's township or county files its month's figures (`found`, as GET /v1/statistics gives
+    them); the filing's own stream makes a second one, even sent at the same moment, refused."""
+    level = filings.LEVELS.get(principal.role, ("", 0))[0]
+    stream = await uow.events.load(filing_stream(level, principal.region, period.label))
+    already = any(e.event_type == "StatisticsFiled" for e in stream.events)
+    events = filings.file(principal.role, principal.region, period, already, today(uow), found)
+    await uow.append(stream.stream_id, stream.position, [NewEvent(e, region_code=principal.region) for e in events])
+
+
+async def report_overdue_filings(uow: UnitOfWork, period: figures.Period) -> None:
+    for level, length in (("township", 9), ("county", 6)):
+        regions = await store.regions_with_subjects(uow.session, length)
+        rows = await store.filing_rows(uow.session, "", period.label, level)
+        filed = {r.region_code for r in rows if r.filed_at is not None}
+        reported = {r.region_code for r in rows if r.overdue}
+        for event in filings.overdue(level, regions, period, filed, reported, today(uow)):
+            stream = await uow.events.load(filing_stream(level, event.region_code, period.label))
+            await uow.append(stream.stream_id, stream.position, [NewEvent(event, region_code=event.region_code)])

@@ -1,6 +1,6 @@
 """What exit_review does by the clock: close the exit notices whose five days have passed and that
 no open objection holds, report the steps past their due dates, and say when an exit's look-back
-falls due."""
+falls due, and which monthly filings are overdue."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,6 +10,7 @@ from contracts.exit_review import ExitStepOverdue
 from runtime.eventstore import EventMetadata, NewEvent, StreamHead
 from runtime.service import ServiceContext, UnitOfWork, run_command
 from services.exit_review import commands, store
+from services.exit_review.domain.statistics import parse_period
 
 SCHEDULER = Actor(kind="system", id="exit_review-scheduler", role="scheduler")
 
@@ -52,3 +53,15 @@ async def run_checks(ctx: ServiceContext) -> None:
     await close_due_notices(ctx)
     await report_overdue_steps(ctx)
     await mark_look_backs_due(ctx)
+    await report_overdue_filings(ctx)
+
+
+async def report_overdue_filings(ctx: ServiceContext) -> None:
+    """FilingOverdue once for each township and county (with subjects) past its monthly filing's due
+    date: this month's and last month's."""
+    today = ctx.clock.now().date()
+    last_month = today.replace(day=1) - timedelta(days=1)
+    for label in (f"{last_month:%Y-%m}", f"{today:%Y-%m}"):
+        period = parse_period(label, today)
+        await run_command(ctx, EventMetadata(actor=SCHEDULER),
+                          lambda uow, period=period: commands.report_overdue_filings(uow, period))

@@ -5,12 +5,16 @@ cases one after another):
 - `exits`: each case's step, due date and outcome, the notice's end, the blockers' assessment, the
   look-back and the rollback.
 - `exit_overdue`: ExitStepOverdue (the statistics' overdue steps).
+- `filings`: StatisticsFiled, FilingOverdue (each township's and county's monthly filing).
 
 Mirrored, rebuilt from the topics exit_review consumes (no event of its own): the evidence the seven
 blockers read, exit_review reading no other database.
 - `subjects`: screening's SubjectIdentified, SubjectRiskAdded, SubjectRemoved, SubjectProtected,
   SubjectRiskEliminated, SubjectMonitoredAgain; `subject_changes`: each of those changes but the new
-  risks, with what it did to the counts the statistics sum.
+  risks, with what it did to the counts the statistics sum; `subject_days`: those summed per village,
+  day and category (what a region's statistics add up).
+- `household_plans`: per household, whether monitored (screening's) and its measures and open gaps
+  (assistance's), counted again from the evidence at each change: the plan figures without a join.
 - `case_overdue`: screening's CaseStepOverdue.
 - `household_members`: the member ids of intake's HouseholdRegistered / HouseholdUpdated (who may sign
   the household's consent).
@@ -24,6 +28,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import current_payload
@@ -31,8 +36,8 @@ from contracts.envelope import EventEnvelope
 from runtime.bulk import insert_rows, upsert_rows
 from runtime.projections import Projections
 from services.exit_review.store import (
-    case_overdue, difficulty_evidence, exit_overdue, exits, gap_evidence, household_members, income_evidence,
-    measure_evidence, plan_evidence, subject_changes, subjects, visit_evidence,
+    case_overdue, difficulty_evidence, exit_overdue, exits, filings, gap_evidence, household_members, household_plans,
+    income_evidence, measure_evidence, plan_evidence, subject_changes, subject_days, subjects, visit_evidence,
 )
 
 # --- exits -----------------------------------------------------------------------------------------
@@ -109,6 +114,29 @@ async def cases_overdue(session: AsyncSession, envelopes: list[EventEnvelope]) -
 
 EXIT_APPLIERS["ExitStepOverdue"] = steps_overdue
 
+
+def _filing(envelope: EventEnvelope, filed: dict) -> dict:
+    return {"region_code": filed["region_code"], "period": filed["period"], "level": filed["level"],
+            "due_on": filed["due_on"]}
+
+
+async def statistics_filed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, filings, [
+        {**_filing(envelope, filed), "filed_at": envelope.recorded_at, "late": filed["late"], "overdue": False}
+        for envelope in envelopes for filed in [current_payload(envelope)]],
+        key=("region_code", "period", "level"), keep=("overdue",))
+
+
+async def filings_overdue(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await upsert_rows(session, filings, [
+        {**_filing(envelope, late), "filed_at": None, "late": None, "overdue": True}
+        for envelope in envelopes for late in [current_payload(envelope)]],
+        key=("region_code", "period", "level"), keep=("filed_at", "late"))
+
+
+EXIT_APPLIERS["StatisticsFiled"] = statistics_filed
+EXIT_APPLIERS["FilingOverdue"] = filings_overdue
+
 # --- mirrors: subjects and members -----------------------------------------------------------------
 
 
@@ -157,6 +185,31 @@ async def subjects_changed(session: AsyncSession, envelopes: list[EventEnvelope]
     await upsert_rows(session, subjects, [{str(c.name): row[c.name] for c in subjects.columns}
                                           for hid, row in standing.items() if "region_code" in row], key=("household_id",))
     await insert_rows(session, subject_changes, changes)
+    await _sum_days(session, {(c["region_code"], c["on"], c["category"] or "") for c in changes})
+    await upsert_rows(session, household_plans, [
+        {"household_id": hid, "region_code": row["region_code"], "monitored": row["status"] == "monitored",
+         "measures": 0, "developmental": 0, "open_gaps": 0}
+        for hid, row in standing.items() if "region_code" in row],
+        key=("household_id",), keep=("measures", "developmental", "open_gaps"))
+
+
+async def _sum_days(session: AsyncSession, days: set[tuple]) -> None:
+    """subject_days of the (village, day, category) the changes fell on, summed again from them."""
+    if not days:
+        return
+    c = subject_changes.c
+    category = sa.func.coalesce(c.category, "")
+    summed = (sa.select(c.region_code, c.on, category, sa.func.sum(c.monitored_delta), sa.func.sum(c.eliminated_delta),
+                        sa.func.sum(c.protected_delta),
+                        *(sa.func.count().filter(c.change == change) for change in
+                          ("identified", "risk_eliminated", "rolled_back", "removed")))
+              .where(sa.tuple_(c.region_code, c.on, category).in_(sorted(days)))
+              .group_by(c.region_code, c.on, category))
+    columns = [str(col.name) for col in subject_days.columns]
+    insert = pg_insert(subject_days).from_select(columns, summed)
+    await session.execute(insert.on_conflict_do_update(
+        index_elements=["region_code", "on", "category"],
+        set_={name: insert.excluded[name] for name in columns[3:]}))
 
 
 async def subject_risks_added(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -234,6 +287,24 @@ async def measures_assigned(session: AsyncSession, envelopes: list[EventEnvelope
          "answers": m["answers"],
          "status": "active", "starts_on": m["starts_on"], "planned_end": m.get("planned_end"), "completed_on": None}
         for m in map(current_payload, envelopes)], key=("measure_id",))
+    await _count_plans(session, {e.household_id for e in envelopes})
+
+
+async def _count_plans(session: AsyncSession, households: set[str]) -> None:
+    """household_plans' measures and open gaps of `households`, counted again from the evidence."""
+    m, g = measure_evidence.c, gap_evidence.c
+    carried = m.status.in_(("active", "completed"))
+    measures = {row.household_id: row for row in await session.execute(
+        sa.select(m.household_id, sa.func.count().filter(carried).label("measures"),
+                  sa.func.count().filter(carried, m.nature == "developmental").label("developmental"))
+        .where(m.household_id.in_(households)).group_by(m.household_id))}
+    gaps = dict((await session.execute(sa.select(g.household_id, sa.func.count()).where(g.household_id.in_(households))
+                                       .group_by(g.household_id))).all())
+    await upsert_rows(session, household_plans, [
+        {"household_id": hid, "region_code": None, "monitored": False,
+         "measures": measures[hid].measures if hid in measures else 0,
+         "developmental": measures[hid].developmental if hid in measures else 0, "open_gaps": gaps.get(hid, 0)}
+        for hid in sorted(households)], key=("household_id",), keep=("region_code", "monitored"))
 
 
 async def measures_completed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -245,6 +316,7 @@ async def measures_completed(session: AsyncSession, envelopes: list[EventEnvelop
 async def measures_cancelled(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     await session.execute(sa.update(measure_evidence).where(measure_evidence.c.measure_id.in_(
         [current_payload(e)["measure_id"] for e in envelopes])).values(status="cancelled"))
+    await _count_plans(session, {e.household_id for e in envelopes})
 
 
 async def gaps_found(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -252,6 +324,7 @@ async def gaps_found(session: AsyncSession, envelopes: list[EventEnvelope]) -> N
         {"household_id": gap["household_id"], "gap": gap["gap"], "risk_type": gap.get("risk_type") or "",
          "found_on": envelope.recorded_at.date(), "event_id": str(envelope.event_id)}
         for envelope in envelopes for gap in [current_payload(envelope)]], key=("household_id", "gap", "risk_type"))
+    await _count_plans(session, {e.household_id for e in envelopes})
 
 
 async def gaps_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -259,6 +332,7 @@ async def gaps_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> 
         await session.execute(sa.delete(gap_evidence).where(
             gap_evidence.c.household_id == gap["household_id"], gap_evidence.c.gap == gap["gap"],
             gap_evidence.c.risk_type == (gap.get("risk_type") or "")))
+    await _count_plans(session, {e.household_id for e in envelopes})
 
 
 async def incomes_recorded(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -269,9 +343,9 @@ async def incomes_recorded(session: AsyncSession, envelopes: list[EventEnvelope]
 
 
 PROJECTIONS = Projections(
-    tables=(exits, exit_overdue),
+    tables=(exits, exit_overdue, filings),
     appliers=EXIT_APPLIERS,
-    mirrored_tables=(subjects, subject_changes, case_overdue, household_members, plan_evidence, measure_evidence, gap_evidence, income_evidence,
+    mirrored_tables=(subjects, subject_changes, subject_days, household_plans, case_overdue, household_members, plan_evidence, measure_evidence, gap_evidence, income_evidence,
                      difficulty_evidence, visit_evidence),
     mirrors={
         **{event_type: subjects_changed for event_type in SUBJECT_CHANGES}, "SubjectRiskAdded": subject_risks_added,

@@ -38,6 +38,16 @@ sa.Index("exits_household", exits.c.household_id)
 sa.Index("exits_region", exits.c.region_code)
 sa.Index("exits_notice_ends", exits.c.notice_ends, postgresql_where=sa.text("step = 'public_notice'"))
 
+filings = sa.Table(  # StatisticsFiled, FilingOverdue: each township's and county's monthly filing
+    "filings", metadata,
+    sa.Column("region_code", sa.Text, primary_key=True),
+    sa.Column("period", sa.Text, primary_key=True),
+    sa.Column("level", sa.Text, primary_key=True),  # township, county
+    sa.Column("due_on", sa.Date, nullable=False),
+    sa.Column("filed_at", sa.DateTime(timezone=True)),
+    sa.Column("late", sa.Boolean),
+    sa.Column("overdue", sa.Boolean, nullable=False),  # FilingOverdue published
+)
 exit_overdue = sa.Table(  # ExitStepOverdue (statistics: overdue steps)
     "exit_overdue", metadata,
     sa.Column("event_id", sa.Text, primary_key=True),
@@ -72,6 +82,28 @@ subject_changes = sa.Table(  # each change of a subject, with what it did to the
 )
 sa.Index("subject_changes_region_on", subject_changes.c.region_code, subject_changes.c.on,
          postgresql_ops={"region_code": "text_pattern_ops"})
+subject_days = sa.Table(  # subject_changes summed per village, day and category: what a region's figures add up
+    "subject_days", metadata,
+    sa.Column("region_code", sa.Text, primary_key=True),
+    sa.Column("on", sa.Date, primary_key=True),
+    sa.Column("category", sa.Text, primary_key=True),  # '' when none
+    sa.Column("monitored", sa.Integer, nullable=False),  # the day's deltas
+    sa.Column("risk_eliminated", sa.Integer, nullable=False),
+    sa.Column("protected", sa.Integer, nullable=False),
+    sa.Column("identified_n", sa.Integer, nullable=False),  # the day's changes
+    sa.Column("risk_eliminated_n", sa.Integer, nullable=False),
+    sa.Column("rolled_back_n", sa.Integer, nullable=False),
+    sa.Column("removed_n", sa.Integer, nullable=False),
+)
+household_plans = sa.Table(  # one row a household: what the plan figures count, without a join
+    "household_plans", metadata,
+    sa.Column("household_id", sa.Text, primary_key=True),
+    sa.Column("region_code", sa.Text),  # screening's, once the subject is known
+    sa.Column("monitored", sa.Boolean, nullable=False),
+    sa.Column("measures", sa.Integer, nullable=False),  # active or completed
+    sa.Column("developmental", sa.Integer, nullable=False),
+    sa.Column("open_gaps", sa.Integer, nullable=False),
+)
 case_overdue = sa.Table(  # screening's CaseStepOverdue (statistics: overdue steps)
     "case_overdue", metadata,
     sa.Column("event_id", sa.Text, primary_key=True),
@@ -225,6 +257,8 @@ async def notices_ended(session: AsyncSession, today: date, limit: int = 500) ->
 
 # --- statistics --------------------------------------------------------------------------------------
 
+FLOWS = ("identified", "risk_eliminated", "rolled_back", "removed")
+
 def _in(table: sa.Table, region: str):
     return table.c.region_code.startswith(region, autoescape=True)
 
@@ -232,41 +266,45 @@ def _in(table: sa.Table, region: str):
 async def subject_stock(session: AsyncSession, region: str, end: date, group_length: int | None = None) -> list:
     """Per category (or, with `group_length`, per region code cut to that length): the subjects
     monitored, risk-eliminated and protected at the end of `end`, as the sum of their changes."""
-    key = (sa.func.substr(subject_changes.c.region_code, 1, group_length) if group_length
-           else subject_changes.c.category).label("key")
+    d = subject_days.c
+    key = (sa.func.substr(d.region_code, 1, group_length) if group_length else sa.func.nullif(d.category, "")).label("key")
     return (await session.execute(
-        sa.select(key, sa.func.sum(subject_changes.c.monitored_delta).label("monitored"),
-                  sa.func.sum(subject_changes.c.eliminated_delta).label("risk_eliminated"),
-                  sa.func.sum(subject_changes.c.protected_delta).label("protected"))
-        .where(_in(subject_changes, region), subject_changes.c.on <= end).group_by(key))).all()
+        sa.select(key, sa.func.sum(d.monitored).label("monitored"), sa.func.sum(d.risk_eliminated).label("risk_eliminated"),
+                  sa.func.sum(d.protected).label("protected"))
+        .where(_in(subject_days, region), d.on <= end).group_by(key))).all()
 
 
 async def subject_flows(session: AsyncSession, region: str, start: date, end: date) -> dict[str, int]:
-    rows = await session.execute(
-        sa.select(subject_changes.c.change, sa.func.count())
-        .where(_in(subject_changes, region), subject_changes.c.on.between(start, end)).group_by(subject_changes.c.change))
-    return {change: n for change, n in rows}
+    d = subject_days.c
+    row = (await session.execute(
+        sa.select(*(sa.func.coalesce(sa.func.sum(getattr(d, f"{flow}_n")), 0) for flow in FLOWS))
+        .where(_in(subject_days, region), d.on.between(start, end)))).one()
+    return dict(zip(FLOWS, row))
 
 
 async def plan_sums(session: AsyncSession, region: str) -> tuple[int, int, int, int, int]:
     """Of the subjects monitored now: how many, their measures (active or completed), how many of
     those developmental, households with a measure, households with an open gap."""
-    monitored = (sa.select(subjects.c.household_id).where(_in(subjects, region), subjects.c.status == "monitored")
-                 .cte("monitored"))
-    carried = measure_evidence.c.status.in_(("active", "completed"))
-    row = (await session.execute(sa.select(
-        sa.select(sa.func.count()).select_from(monitored).scalar_subquery(),
-        sa.select(sa.func.count()).select_from(measure_evidence.join(
-            monitored, monitored.c.household_id == measure_evidence.c.household_id)).where(carried).scalar_subquery(),
-        sa.select(sa.func.count()).select_from(measure_evidence.join(
-            monitored, monitored.c.household_id == measure_evidence.c.household_id))
-        .where(carried, measure_evidence.c.nature == "developmental").scalar_subquery(),
-        sa.select(sa.func.count(sa.distinct(measure_evidence.c.household_id))).select_from(measure_evidence.join(
-            monitored, monitored.c.household_id == measure_evidence.c.household_id)).where(carried).scalar_subquery(),
-        sa.select(sa.func.count(sa.distinct(gap_evidence.c.household_id))).select_from(gap_evidence.join(
-            monitored, monitored.c.household_id == gap_evidence.c.household_id)).scalar_subquery(),
-    ))).one()
+    p = household_plans.c
+    row = (await session.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(p.measures), 0),
+                  sa.func.coalesce(sa.func.sum(p.developmental), 0), sa.func.count().filter(p.measures > 0),
+                  sa.func.count().filter(p.open_gaps > 0))
+        .where(_in(household_plans, region), p.monitored))).one()
     return tuple(row)
+
+
+async def regions_with_subjects(session: AsyncSession, length: int) -> list[str]:
+    """The townships (9) or counties (6) where any subject is: those that file each month."""
+    region = sa.func.substr(subjects.c.region_code, 1, length).label("region")
+    return list(await session.scalars(sa.select(region).group_by(region).order_by(region)))
+
+
+async def filing_rows(session: AsyncSession, region: str, period: str, level: str | None = None) -> list:
+    query = sa.select(filings).where(_in(filings, region), filings.c.period == period)
+    if level:
+        query = query.where(filings.c.level == level)
+    return (await session.execute(query.order_by(filings.c.level, filings.c.region_code))).all()
 
 
 async def overdue_steps(session: AsyncSession, region: str, start: date, end: date) -> dict[str, dict[str, int]]:

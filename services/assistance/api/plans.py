@@ -55,14 +55,15 @@ async def plan_history(household_id: str, principal: Staff, ctx: Context):
 
 
 @router.get("/plans", response_model=Page[PlanSummary])
-async def list_plans(region: str | None = None, gaps: bool = False, helper_id: str | None = None, *, page: Paging,
-                     principal: Staff, ctx: Context):
-    """Plans of a region (by household id); `gaps=true`: those with a gap open; a helper sees their own."""
+async def list_plans(region: str | None = None, gaps: bool = False, helper_id: str | None = None,
+                     unassigned: bool = False, *, page: Paging, principal: Staff, ctx: Context):
+    """Plans of a region (by household id); `gaps=true`: those with a gap open; `unassigned=true`: the
+    open ones without a helper (none in reach), for the township to find one; a helper sees their own."""
     scope = region_scope(principal, region)
     if principal.role == "helper":
         helper_id = principal.sub
     async with ctx.sessions() as session:
-        rows = await store.plan_page(session, scope, gaps, helper_id, page.after, page.limit + 1)
+        rows = await store.plan_page(session, scope, gaps, helper_id, page.after, page.limit + 1, unassigned)
     return make_page(rows, page, key=lambda r: r.household_id, item=summary)
 
 

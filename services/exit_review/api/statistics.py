@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from runtime.auth import Staff, region_scope
-from runtime.service import Context
-from services.exit_review import store
+from runtime.auth import Staff, command_metadata, region_scope
+from runtime.service import Context, run_command
+from services.exit_review import commands, store
+from services.exit_review.domain import filings
 from services.exit_review.domain import statistics as figures
 from services.exit_review.domain.statistics import PlanSums, Stock
 
@@ -105,3 +106,61 @@ async def get_statistics(principal: Staff, ctx: Context, region: str | None = No
         return Response(as_csv(found), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="statistics-{found.region}-{found.period}.csv"'})
     return found
+
+
+class FilingIn(BaseModel):
+    period: str = Field(description="the month filed, e.g. 2026-10")
+
+
+class FilingView(BaseModel):
+    region: str
+    period: str
+    level: Literal["township", "county"]
+    due_on: date = Field(description="a township's the 25th of the month, a county's the 5th of the next")
+    status: Literal["filed", "filed_late", "overdue", "pending"]
+    filed_at: datetime | None
+
+
+@router.post("/statistics/filings", response_model=FilingView, status_code=201)
+async def file_statistics(body: FilingIn, request: Request, principal: Staff, ctx: Context):
+    """The caller's township (township_officer) or county (county_officer) files its month's figures,
+    as GET /v1/statistics gives them now; once. 422 `statistics_period_invalid` (not a month),
+    `filing_region_not_own_level`; 409 `statistics_already_filed`."""
+    today = ctx.clock.now().date()
+    period = figures.parse_period(body.period, today)
+    found = view(await statistics_of(ctx, principal.region, period)).model_dump(mode="json")
+    await run_command(ctx, command_metadata(principal, request),
+                      lambda uow: commands.file_statistics(uow, principal, period, found))
+    level = "township" if principal.role == "township_officer" else "county"
+    async with ctx.sessions() as session:
+        [row] = await store.filing_rows(session, principal.region, period.label, level)
+    return filing_view(row)
+
+
+def filing_view(row) -> FilingView:
+    status = ("filed_late" if row.late else "filed") if row.filed_at else ("overdue" if row.overdue else "pending")
+    return FilingView(region=row.region_code, period=row.period, level=row.level, due_on=row.due_on, status=status,
+                      filed_at=row.filed_at)
+
+
+@router.get("/statistics/filings", response_model=list[FilingView])
+async def list_filings(principal: Staff, ctx: Context, period: str, region: str | None = None):
+    """Each township and county under `region` with subjects, and its filing of `period`: filed,
+    filed late, overdue (past its due date) or pending."""
+    scope = region_scope(principal, region)
+    today = ctx.clock.now().date()
+    month = figures.parse_period(period, today)
+    async with ctx.sessions() as session:
+        rows = {(r.level, r.region_code): r for r in await store.filing_rows(session, scope, month.label)}
+        expected = [("county", code) for code in await store.regions_with_subjects(session, 6) if code.startswith(scope)]
+        expected += [("township", code) for code in await store.regions_with_subjects(session, 9) if code.startswith(scope)]
+    views = []
+    for level, code in expected:
+        row = rows.get((level, code))
+        if row is not None:
+            views.append(filing_view(row))
+            continue
+        due = filings.due_on(level, month)
+        views.append(FilingView(region=code, period=month.label, level=level, due_on=due,
+                                status="overdue" if today > due else "pending", filed_at=None))
+    return views

@@ -83,6 +83,8 @@ async def test_a_subject_gets_a_plan_and_a_helper_and_the_rules_follow_its_measu
         await eventually(planned)
         p1, p2, p3 = await plan("P1"), await plan("P2"), await plan("P3")
         assert (p1["helper_id"], p2["helper_id"], p3["helper_id"], p3["unassigned"]) == ("h-village", "h-township", None, True)
+        unassigned = (await assistance.get("/v1/plans?unassigned=true", headers=county)).json()["items"]
+        assert [p["household_id"] for p in unassigned] == ["P3"]
         assert p1["status"] == "open" and p1["identified_on"] == "2026-11-20"
 
         # The head can work: allowances alone are a gap (once intake's household is mirrored: the clock's check).

@@ -3,6 +3,7 @@ two townships, identified, protected, risk-eliminated, removed, rolled back; the
 an overdue step. JSON and CSV, the month before (nothing yet), and bad periods refused."""
 import csv
 import io
+import json
 from datetime import date
 from decimal import Decimal
 
@@ -102,3 +103,27 @@ async def test_a_small_county_counted_by_hand(run_services):
             assert bad.json()["errors"][0]["field"] == "period"
         outside = await exits.get("/v1/statistics?region=410722", headers=county)
         assert outside.status_code == 403
+
+        # Monthly filings: October's are past their days (the 25th, the 5th) and reported overdue once;
+        # the township files November's figures (due the 25th), once.
+        async def october_overdue():
+            async with system.context("exit_review").sessions() as session:
+                return await session.scalar(sa.text("select count(*) from events where event_type = 'FilingOverdue'")) == 3
+        await eventually(october_overdue)
+        october = (await exits.get("/v1/statistics/filings?period=2026-10", headers=county)).json()
+        assert [(f["level"], f["region"], f["status"], f["due_on"]) for f in october] == [
+            ("county", "410721", "overdue", "2026-11-05"), ("township", "410721001", "overdue", "2026-10-25"),
+            ("township", "410721002", "overdue", "2026-10-25")]
+        filed = await exits.post("/v1/statistics/filings", headers=town_1, json={"period": "2026-11"})
+        assert filed.status_code == 201 and filed.json()["status"] == "filed", filed.text
+        again = await exits.post("/v1/statistics/filings", headers=town_1, json={"period": "2026-11"})
+        assert again.status_code == 409 and again.json()["code"] == "statistics_already_filed", again.text
+        november = (await exits.get("/v1/statistics/filings?period=2026-11", headers=county)).json()
+        assert [(f["region"], f["status"]) for f in november] == [
+            ("410721", "pending"), ("410721001", "filed"), ("410721002", "pending")]
+        async with system.context("exit_review").sessions() as session:
+            figures = (await session.execute(sa.text(
+                "select payload::text from events where event_type = 'StatisticsFiled'"))).scalar_one()
+        figures = json.loads(figures)
+        assert figures["figures"]["monitored"] == 3 and figures["region_code"] == "410721001"
+        assert await october_overdue(), "reported once"
