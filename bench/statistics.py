@@ -11,7 +11,8 @@ statistics read the way exit_review fills them: screening's, assistance's events
 through exit_review's own mirrors (PROJECTIONS.mirror), in batches of 5,000: every subject identified
 (a third of each category) over the year before, then 30 % risk-eliminated, 3 % removed, 5 %
 protected, 1 % rolled back; two measures a subject (one developmental), an open gap for one in ten,
-an overdue step for one in fifty. Regions: 5 cities of 2 counties of 10 townships of 10 villages.
+an overdue step for one in fifty, and every subject's identification case step by step (six ladder
+events over the two weeks before its identification). Regions: 5 cities of 2 counties of 10 townships of 10 villages.
 It prints, per level, the rows under the region and the median and slowest of five queries.
 """
 from __future__ import annotations
@@ -64,45 +65,65 @@ def envelope(event_type: str, household_id: str, region: str, on: date, payload:
         prev_hash="", hash="", payload=payload)
 
 
+def homes(subjects: int) -> list[tuple[str, str, date]]:
+    """Each subject's household, village and day of identification (over the year before TODAY)."""
+    places = villages()
+    return [(f"B{n:07d}", places[n % len(places)], TODAY - timedelta(days=365 - n * 300 // subjects)) for n in range(subjects)]
+
+
+LADDER = (("VerificationCaseOpened", "verification_visit", -14), ("HouseholdVerified", "village_deliberation", -12),
+          ("VillageDeliberated", "public_notice", -9), ("PublicNoticeClosed", "township_review", -4),
+          ("TownshipReviewed", "county_decision", -2), ("CountyDecided", "closed", 0))
+
+
+def ladder_events(subjects: int):
+    """Each subject's identification case, step by step over the two weeks before it was identified."""
+    for event_type, step, days in LADDER:
+        everyone = homes(subjects)
+        for start in range(0, subjects, BATCH):
+            yield [envelope(event_type, h, r, on + timedelta(days=days),
+                            {"case_id": f"c-{h}", "household_id": h, "region_code": r, "step": step})
+                   for h, r, on in everyone[start:start + BATCH]]
+
+
 def events(subjects: int):
     """The events in the order the mirrors take them, in batches of one type."""
-    places = villages()
-    homes = [(f"B{n:07d}", places[n % len(places)], TODAY - timedelta(days=365 - n * 300 // subjects)) for n in range(subjects)]
+    homes_ = homes(subjects)
     for start in range(0, subjects, BATCH):
         yield [envelope("SubjectIdentified", h, r, on, {"household_id": h, "case_id": f"c-{h}", "step": "closed",
                                                        "category": CATEGORIES[n % 3], "risk_types": ["income_drop"]})
-               for n, (h, r, on) in enumerate(homes[start:start + BATCH], start=start)]
+               for n, (h, r, on) in enumerate(homes_[start:start + BATCH], start=start)]
     later = TODAY - timedelta(days=40)
     changes = (("SubjectRiskEliminated", lambda n: n % 10 in (1, 2, 3), {"exit_id": "x"}),  # 30 %
                ("SubjectProtected", lambda n: n % 20 == 0, {}),  # 5 %
                ("SubjectRemoved", lambda n: n % 33 == 4, {"comment": "bench"}),  # 3 %
                ("SubjectMonitoredAgain", lambda n: n % 100 == 1, {"exit_id": "x"}))  # 1 %, all risk-eliminated first
     for event_type, chosen_if, payload in changes:
-        chosen = [(h, r) for n, (h, r, _) in enumerate(homes) if chosen_if(n)]
+        chosen = [(h, r) for n, (h, r, _) in enumerate(homes_) if chosen_if(n)]
         for start in range(0, len(chosen), BATCH):
             yield [envelope(event_type, h, r, later, {"household_id": h, **payload}) for h, r in chosen[start:start + BATCH]]
     for start in range(0, subjects, BATCH // 2):
         batch = []
-        for n, (h, r, on) in enumerate(homes[start:start + BATCH // 2], start=start):
+        for n, (h, r, on) in enumerate(homes_[start:start + BATCH // 2], start=start):
             for k, (kind, nature, answers) in enumerate(MEASURES):
                 batch.append(envelope("MeasureAssigned", h, r, on, {
                     "measure_id": f"m-{h}-{k}", "household_id": h, "kind": kind, "nature": nature, "answers": answers,
                     "department": "bench", "starts_on": on.isoformat(), "planned_end": None, "assigned_by": "bench"}))
         yield batch
-    gaps = [(h, r, on) for n, (h, r, on) in enumerate(homes) if n % 10 == 5]
+    gaps = [(h, r, on) for n, (h, r, on) in enumerate(homes_) if n % 10 == 5]
     for start in range(0, len(gaps), BATCH):
         yield [envelope("PlanGapFound", h, r, on, {"household_id": h, "gap": "risk_unanswered", "risk_type": "illness",
                                                    "detail": "bench"}) for h, r, on in gaps[start:start + BATCH]]
-    overdue = [(h, r) for n, (h, r, _) in enumerate(homes) if n % 50 == 7]
+    overdue = [(h, r) for n, (h, r, _) in enumerate(homes_) if n % 50 == 7]
     for start in range(0, len(overdue), BATCH):
         yield [envelope("CaseStepOverdue", h, r, TODAY - timedelta(days=10), {
             "case_id": f"c-{h}", "household_id": h, "region_code": r, "step": "county_decision",
             "due_date": (TODAY - timedelta(days=12)).isoformat()}) for h, r in overdue[start:start + BATCH]]
 
 
-async def fill(sessions, subjects: int) -> None:
+async def fill(sessions, batches) -> None:
     started, done = time.perf_counter(), 0
-    for batch in events(subjects):
+    for batch in batches:
         async with sessions() as session, session.begin():
             await PROJECTIONS.mirror(session, batch)
         done += len(batch)
@@ -147,7 +168,15 @@ async def main(args) -> None:
             async with sessions() as session, session.begin():
                 for table in ("subjects", "subject_changes", "measure_evidence", "gap_evidence", "case_overdue"):
                     await session.execute(sa.text(f"truncate {table}"))
-            await fill(sessions, args.subjects)
+            await fill(sessions, events(args.subjects))
+        async with sessions() as session:
+            cases = await session.scalar(sa.text("select count(*) from case_progress"))
+        if cases != args.subjects:
+            print(f"Filling the identification ladder's steps of {args.subjects:,} cases (once per data folder)")
+            async with sessions() as session, session.begin():
+                for table in ("case_progress", "case_step_days"):
+                    await session.execute(sa.text(f"truncate {table}"))
+            await fill(sessions, ladder_events(args.subjects))
             async with sessions() as session:
                 await session.execute(sa.text("analyze"))
         print(f"Statistics over {args.subjects:,} subjects (PostgreSQL in {folder}):")

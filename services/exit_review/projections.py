@@ -6,6 +6,7 @@ cases one after another):
   look-back and the rollback.
 - `exit_overdue`: ExitStepOverdue (the statistics' overdue steps).
 - `filings`: StatisticsFiled, FilingOverdue (each township's and county's monthly filing).
+- `exit_step_days`: the exit ladder's steps left per village, day and step, with the days they took.
 
 Mirrored, rebuilt from the topics exit_review consumes (no event of its own): the evidence the seven
 blockers read, exit_review reading no other database.
@@ -16,6 +17,8 @@ blockers read, exit_review reading no other database.
 - `household_plans`: per household, whether monitored (screening's) and its measures and open gaps
   (assistance's), counted again from the evidence at each change: the plan figures without a join.
 - `case_overdue`: screening's CaseStepOverdue.
+- `case_progress`, `case_step_days`: the step each identification case stands at and since when, and
+  the steps left per village, day and step with their days (screening's ladder events).
 - `household_members`: the member ids of intake's HouseholdRegistered / HouseholdUpdated (who may sign
   the household's consent).
 - `plan_evidence`, `measure_evidence`, `gap_evidence` (the gaps open now), `income_evidence` (a period
@@ -36,7 +39,7 @@ from contracts.envelope import EventEnvelope
 from runtime.bulk import insert_rows, upsert_rows
 from runtime.projections import Projections
 from services.exit_review.store import (
-    case_overdue, difficulty_evidence, exit_overdue, exits, filings, gap_evidence, household_members, household_plans,
+    case_overdue, case_progress, case_step_days, difficulty_evidence, exit_overdue, exit_step_days, exits, filings, gap_evidence, household_members, household_plans,
     income_evidence, measure_evidence, plan_evidence, subject_changes, subject_days, subjects, visit_evidence,
 )
 
@@ -46,7 +49,8 @@ from services.exit_review.store import (
 async def exits_proposed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     await insert_rows(session, exits, [
         {"exit_id": proposed["exit_id"], "household_id": proposed["household_id"], "region_code": proposed["region_code"],
-         "step": proposed["step"], "outcome": None, "notice_ends": None, "due_date": proposed.get("due_date"),
+         "step": proposed["step"], "step_since": envelope.recorded_at.date(), "outcome": None, "notice_ends": None,
+         "due_date": proposed.get("due_date"),
          "passed": None, "blockers": [],
          "proposed_at": envelope.recorded_at, "updated_at": envelope.recorded_at}
         for envelope in envelopes for proposed in [current_payload(envelope)]])
@@ -59,6 +63,14 @@ def _exit_step(**extra):
         for envelope in envelopes:
             payload = current_payload(envelope)
             values = {name: value(payload) for name, value in extra.items()}
+            if "step" in payload:  # a ladder event: a step left is counted with its days
+                standing = (await session.execute(sa.select(exits.c.region_code, exits.c.step, exits.c.step_since)
+                                                   .where(exits.c.exit_id == payload["exit_id"]))).first()
+                if standing is not None and standing.step != payload["step"] and standing.step_since is not None:
+                    today = envelope.recorded_at.date()
+                    await add_step_days(session, exit_step_days, {
+                        (standing.region_code, today, standing.step): (1, (today - standing.step_since).days)})
+                    values["step_since"] = today
             if envelope.event_type == "ExitApproved":
                 values["decided_on"] = envelope.recorded_at.date()
             if "due_date" in payload:  # a ladder event: the due date of the step it leaves the case at
@@ -136,6 +148,17 @@ async def filings_overdue(session: AsyncSession, envelopes: list[EventEnvelope])
 
 EXIT_APPLIERS["StatisticsFiled"] = statistics_filed
 EXIT_APPLIERS["FilingOverdue"] = filings_overdue
+
+async def add_step_days(session: AsyncSession, table: sa.Table, left: dict[tuple, tuple[int, int]]) -> None:
+    """Add steps left, (village, day, step) -> (steps, days), to a step-days table."""
+    if not left:
+        return
+    insert = pg_insert(table).values([{"region_code": region, "on": on, "step": step, "steps": n, "total_days": days}
+                                      for (region, on, step), (n, days) in sorted(left.items())])
+    await session.execute(insert.on_conflict_do_update(
+        index_elements=["region_code", "on", "step"],
+        set_={"steps": table.c.steps + insert.excluded.steps, "total_days": table.c.total_days + insert.excluded.total_days}))
+
 
 # --- mirrors: subjects and members -----------------------------------------------------------------
 
@@ -219,6 +242,36 @@ async def subject_risks_added(session: AsyncSession, envelopes: list[EventEnvelo
             await session.execute(sa.update(subjects).where(subjects.c.household_id == envelope.household_id).values(
                 risk_types=list(dict.fromkeys([*known, *current_payload(envelope)["risk_types"]]))))
     await _difficulties(session, [(envelope, {**current_payload(envelope), "kind": "risk_added"}) for envelope in envelopes])
+
+
+async def case_steps(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    """Identification cases' steps (screening's ladder events, whose `step` is where the case stands
+    after them): a step left is counted with its days in case_step_days."""
+    payloads = [current_payload(e) for e in envelopes]
+    progress = {row.case_id: {str(k): v for k, v in row._asdict().items()} for row in await session.execute(
+        sa.select(case_progress).where(case_progress.c.case_id.in_({p["case_id"] for p in payloads})))}
+    left: dict[tuple, list[int]] = {}
+    for envelope, payload in zip(envelopes, payloads):
+        on, standing = envelope.recorded_at.date(), progress.get(payload["case_id"])
+        if standing is None:
+            progress[payload["case_id"]] = {"case_id": payload["case_id"], "step": payload["step"], "since": on,
+                                            "region_code": envelope.region_code or payload.get("region_code") or ""}
+        elif standing["step"] != payload["step"]:
+            counted = left.setdefault((standing["region_code"], on, standing["step"]), [0, 0])
+            counted[0], counted[1] = counted[0] + 1, counted[1] + (on - standing["since"]).days
+            standing.update(step=payload["step"], since=on)
+    await upsert_rows(session, case_progress, list(progress.values()), key=("case_id",))
+    await add_step_days(session, case_step_days, {key: tuple(value) for key, value in left.items()})
+
+
+async def identified(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    await subjects_changed(session, envelopes)
+    await case_steps(session, envelopes)
+
+
+CASE_STEP_EVENTS = ("VerificationCaseOpened", "HouseholdVerified", "VillageDeliberated", "PublicNoticePosted",
+                    "ObjectionRaised", "ObjectionResolved", "CaseReturned", "PublicNoticeClosed", "TownshipReviewed",
+                    "CountyDecided", "IdentificationRejected")
 
 
 async def members_registered(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -343,12 +396,14 @@ async def incomes_recorded(session: AsyncSession, envelopes: list[EventEnvelope]
 
 
 PROJECTIONS = Projections(
-    tables=(exits, exit_overdue, filings),
+    tables=(exits, exit_overdue, exit_step_days, filings),
     appliers=EXIT_APPLIERS,
-    mirrored_tables=(subjects, subject_changes, subject_days, household_plans, case_overdue, household_members, plan_evidence, measure_evidence, gap_evidence, income_evidence,
+    mirrored_tables=(subjects, subject_changes, subject_days, household_plans, case_overdue, case_progress, case_step_days,
+                     household_members, plan_evidence, measure_evidence, gap_evidence, income_evidence,
                      difficulty_evidence, visit_evidence),
     mirrors={
-        **{event_type: subjects_changed for event_type in SUBJECT_CHANGES}, "SubjectRiskAdded": subject_risks_added,
+        **{event_type: subjects_changed for event_type in SUBJECT_CHANGES}, "SubjectIdentified": identified,
+        **{event_type: case_steps for event_type in CASE_STEP_EVENTS}, "SubjectRiskAdded": subject_risks_added,
         "CaseStepOverdue": cases_overdue,
         "HouseholdRegistered": members_registered, "HouseholdUpdated": members_registered,
         "RiskClueRaised": clue_raised, "RiskCluesRaised": clues_raised, "VisitRecorded": grid_visits,

@@ -24,6 +24,7 @@ exits = sa.Table(
     sa.Column("outcome", sa.Text),  # approved, rejected, returned; None while open
     sa.Column("notice_ends", sa.Date),
     sa.Column("due_date", sa.Date),  # when the step it stands at is due (None: closed)
+    sa.Column("step_since", sa.Date),  # the day it came to the step it stands at
     sa.Column("overdue_reported", sa.Text),  # step@due_date of the last ExitStepOverdue
     sa.Column("passed", sa.Boolean),  # the blockers' assessment, once judged
     sa.Column("blockers", pg.ARRAY(sa.Text), nullable=False),  # those that failed or were unknown
@@ -47,6 +48,27 @@ filings = sa.Table(  # StatisticsFiled, FilingOverdue: each township's and count
     sa.Column("filed_at", sa.DateTime(timezone=True)),
     sa.Column("late", sa.Boolean),
     sa.Column("overdue", sa.Boolean, nullable=False),  # FilingOverdue published
+)
+def _step_days(name: str) -> sa.Table:
+    """Steps left per village, day and step: how many, and the days they took (statistics' averages)."""
+    return sa.Table(
+        name, metadata,
+        sa.Column("region_code", sa.Text, primary_key=True),
+        sa.Column("on", sa.Date, primary_key=True),  # the day the step was left
+        sa.Column("step", sa.Text, primary_key=True),
+        sa.Column("steps", sa.Integer, nullable=False),
+        sa.Column("total_days", sa.Integer, nullable=False),
+    )
+
+
+exit_step_days = _step_days("exit_step_days")  # the exit ladder's, from exit_review's own events
+case_step_days = _step_days("case_step_days")  # the identification ladder's, from screening's
+case_progress = sa.Table(  # the step each identification case stands at, and since when (screening's)
+    "case_progress", metadata,
+    sa.Column("case_id", sa.Text, primary_key=True),
+    sa.Column("region_code", sa.Text, nullable=False),
+    sa.Column("step", sa.Text, nullable=False),
+    sa.Column("since", sa.Date, nullable=False),
 )
 exit_overdue = sa.Table(  # ExitStepOverdue (statistics: overdue steps)
     "exit_overdue", metadata,
@@ -292,6 +314,17 @@ async def plan_sums(session: AsyncSession, region: str) -> tuple[int, int, int, 
                   sa.func.count().filter(p.open_gaps > 0))
         .where(_in(household_plans, region), p.monitored))).one()
     return tuple(row)
+
+
+async def average_step_days(session: AsyncSession, region: str, start: date, end: date) -> dict[str, dict]:
+    """Per ladder, per step: the average days of the steps left in the period."""
+    averages = {}
+    for ladder, table in (("identification", case_step_days), ("exit", exit_step_days)):
+        rows = await session.execute(
+            sa.select(table.c.step, sa.func.sum(table.c.total_days), sa.func.sum(table.c.steps))
+            .where(_in(table, region), table.c.on.between(start, end)).group_by(table.c.step).order_by(table.c.step))
+        averages[ladder] = {step: (days, steps) for step, days, steps in rows}
+    return averages
 
 
 async def regions_with_subjects(session: AsyncSession, length: int) -> list[str]:

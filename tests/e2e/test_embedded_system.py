@@ -122,6 +122,12 @@ async def test_services_run_as_processes_and_stop_cleanly(postgres, broker, tmp_
         assert '<table id="subjects">' in page and '<svg id="trend-chart"' in page and '<svg id="rate-chart"' in page
         assert re.search(r"监测对象 monitored</td><td class=\"n\">3</td>", page), "the demo's three subjects"
         assert page.count("<rect") == 24 + 2, "two bars a month for twelve months; the two townships' exit rates"
+        async with httpx.AsyncClient() as http:
+            yearly = (await http.get(f"http://127.0.0.1:{system.ports['exit_review']}/v1/statistics", params={
+                "region": "410721", "period": month[:4]}, headers={"Authorization": f"Bearer {printed['COUNTY']}"})).json()
+        steps = yearly["average_days"]["identification"]
+        assert {"verification_visit", "village_deliberation", "public_notice", "township_review"} <= set(steps), yearly
+        assert float(steps["public_notice"]) >= 5, "the notice's five simulated days"
     finally:
         processes = dict(system.processes)
         await asyncio.to_thread(system.stop, said.append)

@@ -46,6 +46,8 @@ class StatisticsView(BaseModel):
     policy_coverage: Decimal | None = Field(description="their households with at least one measure")
     households_with_gaps: int = Field(description="their households with a plan gap open")
     overdue_steps: dict[str, dict[str, int]] = Field(description="per ladder, the steps due in the period and overdue")
+    average_days: dict[str, dict[str, Decimal]] = Field(description="per ladder (identification, exit), the average "
+                                                                    "days each step took, of the steps left in the period")
     by_region: list[RegionFigures] = Field(description="the regions one level below (a county's townships …)")
 
 
@@ -59,7 +61,8 @@ async def statistics_of(ctx, region: str, period: figures.Period) -> figures.Sta
         flows = await store.subject_flows(session, region, period.start, period.end)
         plans = PlanSums(*await store.plan_sums(session, region))
         overdue = await store.overdue_steps(session, region, period.start, period.end)
-    return figures.compose(region, period, stock, flows, plans, overdue, children)
+        step_days = await store.average_step_days(session, region, period.start, period.end)
+    return figures.compose(region, period, stock, flows, plans, overdue, children, step_days)
 
 
 def view(found: figures.Statistics) -> StatisticsView:
@@ -69,7 +72,7 @@ def view(found: figures.Statistics) -> StatisticsView:
         risk_eliminated=found.risk_eliminated, protected=found.protected, exit_rate=found.exit_rate, flows=found.flows,
         measures_per_household=found.measures_per_household, developmental_share=found.developmental_share,
         policy_coverage=found.policy_coverage, households_with_gaps=found.households_with_gaps,
-        overdue_steps=found.overdue_steps, by_region=[RegionFigures(**r) for r in found.by_region])
+        overdue_steps=found.overdue_steps, average_days=found.average_days, by_region=[RegionFigures(**r) for r in found.by_region])
 
 
 def as_csv(found: StatisticsView) -> str:
@@ -82,7 +85,8 @@ def as_csv(found: StatisticsView) -> str:
             *((f"flows.{f}", n) for f, n in found.flows.items()),
             ("measures_per_household", found.measures_per_household), ("developmental_share", found.developmental_share),
             ("policy_coverage", found.policy_coverage), ("households_with_gaps", found.households_with_gaps),
-            *((f"overdue.{ladder}.{step}", n) for ladder, steps in found.overdue_steps.items() for step, n in steps.items())]
+            *((f"overdue.{ladder}.{step}", n) for ladder, steps in found.overdue_steps.items() for step, n in steps.items()),
+            *((f"average_days.{ladder}.{step}", d) for ladder, steps in found.average_days.items() for step, d in steps.items())]
     for name, value in rows:
         write([name, found.region, found.period, "" if value is None else value])
     for child in found.by_region:

@@ -100,11 +100,14 @@ class Statistics:
     policy_coverage: Decimal | None
     households_with_gaps: int
     overdue_steps: dict[str, dict[str, int]]  # per ladder (identification, exit), per step
+    average_days: dict[str, dict[str, Decimal]]  # per ladder, per step: of the steps left in the period
     by_region: list[dict] = field(default_factory=list)
 
 
 def compose(region: str, period: Period, stock_by_category: dict[str | None, Stock], flows: dict[str, int],
-            plans: PlanSums, overdue: dict[str, dict[str, int]], children: dict[str, Stock]) -> Statistics:
+            plans: PlanSums, overdue: dict[str, dict[str, int]], children: dict[str, Stock],
+            step_days: dict[str, dict[str, tuple[int, int]]] | None = None) -> Statistics:
+    """`step_days`: per ladder, per step, (total days, steps) of the steps left in the period."""
     monitored = sum(s.monitored for s in stock_by_category.values())
     eliminated = sum(s.risk_eliminated for s in stock_by_category.values())
     return Statistics(
@@ -120,6 +123,9 @@ def compose(region: str, period: Period, stock_by_category: dict[str | None, Sto
         policy_coverage=_share(plans.covered, plans.households),
         households_with_gaps=plans.with_gaps,
         overdue_steps=overdue,
+        average_days={ladder: {step: (Decimal(days) / steps).quantize(Decimal("0.1"), ROUND_HALF_UP)
+                               for step, (days, steps) in by_step.items() if steps}
+                      for ladder, by_step in (step_days or {"identification": {}, "exit": {}}).items()},
         by_region=[{"region": code, "monitored": s.monitored, "risk_eliminated": s.risk_eliminated,
                     "exit_rate": _share(s.risk_eliminated, s.monitored + s.risk_eliminated)}
                    for code, s in sorted(children.items())],

@@ -153,6 +153,11 @@ async def test_a_sound_subject_exits_through_the_whole_ladder(run_services):
         assert [e["event_type"] for e in approved.json()["history"]][-3:] == [
             "ExitNoticeClosed", "ExitTownshipVerified", "ExitApproved"]
 
+        # The statistics count the steps it took: the consents the same day, the notice five days.
+        month = (await exits.get("/v1/statistics?region=410721&period=2026-11", headers=county)).json()
+        assert month["average_days"]["exit"] == {"county_decision": "0.0", "exit_consent": "0.0", "public_notice": "5.0",
+                                                 "township_verification": "0.0"}, month["average_days"]
+
         # Screening marks the subject risk-eliminated; assistance closes the plan; no second exit.
         async def eliminated():
             subject = (await screening.get("/v1/subjects/X1", headers=county)).json()
