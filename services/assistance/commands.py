@@ -127,8 +127,10 @@ async def check_again(uow: UnitOfWork, household_id: str) -> None:
 # --- what staff do over HTTP ---------------------------------------------------------------------
 
 
-async def _plan_for(uow: UnitOfWork, principal: Principal, household_id: str, roles=STAFF_WHO_ASSIST):
-    """The open plan `principal` may change: a helper their own households', other staff their region's."""
+async def _plan_for(uow: UnitOfWork, principal: Principal, household_id: str, roles=STAFF_WHO_ASSIST,
+                    after_exit: bool = False):
+    """The open plan `principal` may change: a helper their own households', other staff their region's;
+    `after_exit`: a plan closed by an approved exit too (its incomes, which the look-back reads)."""
     stream, plan = await load_plan(uow, household_id)
     if plan is None:
         raise NotFound("plan_not_found", f"household {household_id} has no plan: it is not a monitoring subject")
@@ -138,7 +140,7 @@ async def _plan_for(uow: UnitOfWork, principal: Principal, household_id: str, ro
     require_region(principal, plan.region_code)
     if principal.role == "helper" and plan.helper_id != principal.sub:
         raise NotAllowed("not_your_household", "a helper acts on the households they help only")
-    if not plan.open:
+    if not plan.open and not (after_exit and plan.closed_reason == "exit_approved"):
         raise OutOfOrder("plan_closed", "the plan is closed (the subject was removed or its exit approved)")
     return stream, plan
 
@@ -197,7 +199,7 @@ async def record_income(uow: UnitOfWork, principal: Principal, household_id: str
     today = uow.ctx.clock.now().date()
     if period_bounds(period)[0] > today:
         raise Invalid("income_period_in_future", "period", f"the period {period} has not begun")
-    stream, plan = await _plan_for(uow, principal, household_id)
+    stream, plan = await _plan_for(uow, principal, household_id, after_exit=True)
     recorded = next((r for r in await store.incomes_of(uow.session, household_id) if r.period == period), None)
     if recorded is not None and (recorded.net_income_per_person, recorded.rigid_expenditure) == (
             net_income_per_person, rigid_expenditure) and recorded.sources == [s.model_dump(mode="json") for s in sources]:

@@ -47,6 +47,7 @@ class PlanState:
     measures: tuple[Measure, ...] = ()
     income_periods: frozenset[str] = frozenset()
     open_gaps: frozenset[GapKey] = frozenset()
+    closed_reason: str | None = None  # subject_removed, exit_approved
 
 
 @dataclass(frozen=True)
@@ -126,11 +127,11 @@ def apply(plan: PlanState | None, event: EventPayload) -> PlanState | None:
             if plan is None:
                 return PlanState(event.household_id, event.region_code, tuple(event.risk_types), event.identified_on)
             return replace(plan, open=True, region_code=event.region_code, risk_types=tuple(event.risk_types),
-                           identified_on=event.identified_on)
+                           identified_on=event.identified_on, closed_reason=None)
         case PlanRiskAdded():
             return replace(plan, risk_types=tuple(dict.fromkeys([*plan.risk_types, *event.risk_types])))
         case PlanClosed():
-            return replace(plan, open=False)
+            return replace(plan, open=False, closed_reason=event.reason)
         case HelperAssigned():
             return replace(plan, helper_id=event.helper_id)
         case HelperReassigned():

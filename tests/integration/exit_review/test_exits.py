@@ -190,13 +190,23 @@ async def test_a_sound_subject_exits_through_the_whole_ladder(run_services):
             "MCA-77", id_number(1), observed_at=(NOW + timedelta(days=185)).isoformat()))
         assert new_risk.status_code == 201, new_risk.text
 
+        # Incomes are still collected after the exit (the plan is closed); December's fell below the line.
+        after_exit_income = await assistance.post("/v1/plans/X1/incomes", headers=helper, json={
+            "period": "2026-12", "per_capita_net_income": "520.00"})
+        assert after_exit_income.status_code == 201, after_exit_income.text
+        closed_measure = await assistance.post("/v1/plans/X1/measures", headers=helper, json={
+            "measure_type": "employment", "start_date": "2027-05-01"})
+        assert closed_measure.status_code == 409 and closed_measure.json()["code"] == "plan_closed"
+
         async def clue_mirrored():
-            return await evidence_count(system, "difficulty_evidence", "X1") == 1
+            return (await evidence_count(system, "difficulty_evidence", "X1") == 1
+                    and await evidence_count(system, "income_evidence", "X1") == 7)
         await eventually(clue_mirrored)
         looked = await exits.post(f"/v1/exits/{exit_id}/look-back", headers=township, json={"note": "新纳入低保"})
         assert looked.status_code == 200, looked.text
         result = looked.json()["look_back_result"]
-        assert result["flagged"] and [f["kind"] for f in result["flags"]] == ["clue"], result
+        assert result["flagged"] and [(f["kind"], f["period"]) for f in result["flags"]] == [
+            ("income", "2026-12"), ("clue", None)], result
         assert looked.json()["flagged"] is True
         requested = await exits.post("/v1/subjects/X1/exit-rollback", headers=township,
                                      json={"reason": "a new minimum allowance after the exit"})
