@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import current_payload
 from contracts.envelope import EventEnvelope
-from runtime.bulk import insert_rows, upsert_rows
+from runtime.bulk import insert_rows, update_rows, upsert_rows
 from runtime.projections import Projections
 from services.exit_review.store import (
     case_overdue, case_progress, case_step_days, difficulty_evidence, exit_overdue, exit_step_days, exits, filings, gap_evidence, household_members, household_plans,
@@ -236,11 +236,14 @@ async def _sum_days(session: AsyncSession, days: set[tuple]) -> None:
 
 
 async def subject_risks_added(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
+    risks = dict((await session.execute(sa.select(subjects.c.household_id, subjects.c.risk_types).where(
+        subjects.c.household_id.in_({e.household_id for e in envelopes})))).all())
     for envelope in envelopes:
-        known = await session.scalar(sa.select(subjects.c.risk_types).where(subjects.c.household_id == envelope.household_id))
-        if known is not None:
-            await session.execute(sa.update(subjects).where(subjects.c.household_id == envelope.household_id).values(
-                risk_types=list(dict.fromkeys([*known, *current_payload(envelope)["risk_types"]]))))
+        if envelope.household_id in risks:
+            risks[envelope.household_id] = list(dict.fromkeys([*risks[envelope.household_id],
+                                                               *current_payload(envelope)["risk_types"]]))
+    await update_rows(session, subjects, [{"household_id": h, "risk_types": r} for h, r in risks.items()],
+                      key=("household_id",))
     await _difficulties(session, [(envelope, {**current_payload(envelope), "kind": "risk_added"}) for envelope in envelopes])
 
 
@@ -328,10 +331,10 @@ async def plans_closed(session: AsyncSession, envelopes: list[EventEnvelope]) ->
 
 
 async def helpers_named(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for envelope in envelopes:
-        named = current_payload(envelope)
-        await session.execute(sa.update(plan_evidence).where(plan_evidence.c.household_id == envelope.household_id)
-                              .values(helper_id=named.get("helper_id") or named.get("to_helper_id")))
+    helpers = {e.household_id: p.get("helper_id") or p.get("to_helper_id")  # the last of a household stands
+               for e in envelopes for p in [current_payload(e)]}
+    await update_rows(session, plan_evidence, [{"household_id": h, "helper_id": helper} for h, helper in helpers.items()],
+                      key=("household_id",))
 
 
 async def measures_assigned(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -361,9 +364,9 @@ async def _count_plans(session: AsyncSession, households: set[str]) -> None:
 
 
 async def measures_completed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for done in map(current_payload, envelopes):
-        await session.execute(sa.update(measure_evidence).where(measure_evidence.c.measure_id == done["measure_id"])
-                              .values(status="completed", completed_on=date.fromisoformat(done["completed_on"])))
+    completed = {done["measure_id"]: done["completed_on"] for done in map(current_payload, envelopes)}
+    await update_rows(session, measure_evidence, [{"measure_id": m, "status": "completed", "completed_on": on}
+                                                  for m, on in completed.items()], key=("measure_id",))
 
 
 async def measures_cancelled(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -381,10 +384,9 @@ async def gaps_found(session: AsyncSession, envelopes: list[EventEnvelope]) -> N
 
 
 async def gaps_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for gap in map(current_payload, envelopes):
-        await session.execute(sa.delete(gap_evidence).where(
-            gap_evidence.c.household_id == gap["household_id"], gap_evidence.c.gap == gap["gap"],
-            gap_evidence.c.risk_type == (gap.get("risk_type") or "")))
+    g = gap_evidence.c
+    await session.execute(sa.delete(gap_evidence).where(sa.tuple_(g.household_id, g.gap, g.risk_type).in_(
+        [(gap["household_id"], gap["gap"], gap.get("risk_type") or "") for gap in map(current_payload, envelopes)])))
     await _count_plans(session, {e.household_id for e in envelopes})
 
 
