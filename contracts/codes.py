@@ -99,6 +99,10 @@ REGISTERED: tuple[Code, ...] = (
         ("case_not_found", "no such verification case"),
         ("subject_not_found", "the household is not a monitoring subject"),
         ("notification_not_found", "no such notification in the caller's inbox"),
+        ("delivery_not_found", "no such delivery in the ledger"),
+        ("delivery_not_dead", "only a dead delivery (given up) is sent again: this one is still being tried or arrived"),
+        ("subscription_not_found", "no such webhook subscription of the caller's"),
+        ("stream_position_invalid", "Last-Event-ID is not an id this stream sent"),
         # the request as sent
         ("bad_request", "the request could not be read"),
         ("http_error", "the request was refused by the HTTP layer"),

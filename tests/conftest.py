@@ -188,12 +188,13 @@ async def topic_records(ctx, expected: int, timeout: float = 30.0) -> list:
 
 
 @asynccontextmanager
-async def served_over_http(app):
-    """An app `run_services` started, served on a real port of this machine for a client that is not
-    in-process (the `fangpin` CLI, run in a thread); yields its base URL."""
+async def served_over_http(app, port: int | None = None):
+    """An app `run_services` started, served on a real port of this machine (`port`, or a free one)
+    for a client that is not in-process (the `fangpin` CLI run in a thread, a browser); yields its
+    base URL."""
     import uvicorn
 
-    port = free_port()
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
     serving = asyncio.create_task(server.serve())
     try:

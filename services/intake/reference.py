@@ -18,8 +18,9 @@ DEMO_INDICATOR_THRESHOLDS = DATA / "indicator-thresholds-demo.csv"
 def load_region_table(path: str | None) -> RegionTable:
     source = Path(path) if path else DEMO_REGION_TABLE
     with source.open(newline="", encoding="utf-8") as f:
-        codes = {row["code"].strip() for row in csv.DictReader(f)}
-    return RegionTable(frozenset(c for c in codes if len(c) == 12 and not c.endswith("000")))
+        names = {row["code"].strip(): (row.get("name") or "").strip() for row in csv.DictReader(f)}
+    return RegionTable(frozenset(c for c in names if len(c) == 12 and not c.endswith("000")),
+                       {code: name for code, name in names.items() if name})
 
 
 @lru_cache(maxsize=4)

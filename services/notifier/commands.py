@@ -1,39 +1,231 @@
-"""notifier's use cases, one async function per command, called by api/ and handlers.py alike."""
+"""notifier's use cases, one async function per command, called by api/, handlers.py and jobs.py alike.
+
+Every notification is decided here, in the transaction of what caused it: its NotificationSent, its
+place in the person's inbox and its rows in the delivery ledger commit together. Nothing else writes
+the ledger's queue, so a rebuild or a replay of events (which only re-applies projections) delivers
+nothing.
+"""
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from contracts.notifier import NotificationRead
-from contracts.screening import VerificationCaseOpened
-from runtime.eventstore import EventMetadata, NewEvent
+import orjson
+
+from contracts.base import decode_payload
+from contracts.envelope import EventEnvelope
+from contracts.notifier import (NotificationAcknowledged, NotificationRead, NotificationSent, TaskAcknowledged,
+                                TaskCompleted, TaskEscalated, TaskOpened, TaskReminded)
+from runtime.eventstore import EventMetadata, NewEvent, StreamHead
 from runtime.ids import new_id_str
 from runtime.service import ServiceContext, UnitOfWork, run_command
 from services.notifier import domain, store
+from services.notifier.domain.routing import ROLE_AT_LEVEL, Route
+from services.notifier.domain.tasks import levels_above
+from services.notifier.reference import routing_table, working_calendar
 
 
-async def register_staff(ctx: ServiceContext, meta: EventMetadata, command: domain.RegisterStaff) -> bool:
-    """Put a member of staff in the directory; True if they were not in it before."""
+async def register_staff(ctx: ServiceContext, meta: EventMetadata, command: domain.RegisterStaff) -> tuple[bool, str | None]:
+    """Put a member of staff in the directory: (True if they were not in it before, the secret that
+    signs their webhooks if one was made now: it is told once, to whoever registers them)."""
+    from services.notifier.channels.webhook import new_webhook_secret
 
-    async def work(uow: UnitOfWork) -> bool:
+    async def work(uow: UnitOfWork) -> tuple[bool, str | None]:
         stream = await uow.events.load(f"staff-{command.staff_id}")
         await uow.append(stream.stream_id, stream.position, [
             NewEvent(domain.staff_registered(command), region_code=command.region_code)
         ])
         # The name, e-mail and webhook live here only (the event carries none of them).
-        await store.save_staff(uow.session, {**dataclasses.asdict(command), "role": command.role.value,
-                                             "updated_at": ctx.clock.now()})
-        return stream.position == 0
+        row = {**dataclasses.asdict(command), "role": command.role.value, "updated_at": ctx.clock.now()}
+        new_secret = None
+        if command.webhook_url and not await store.webhook_secret_of(uow.session, command.staff_id):
+            row["webhook_secret"] = new_secret = new_webhook_secret()
+        await store.save_staff(uow.session, row)
+        return stream.position == 0, new_secret
 
     return await run_command(ctx, meta, work)
 
 
-async def send_case_tasks(uow: UnitOfWork, case: VerificationCaseOpened) -> None:
-    """A verification case was opened: a task in the inbox of each cadre of its village."""
-    staff = await store.staff_of_region(uow.session, case.region_code)
-    for sent in domain.tasks_for_case_opened(case, staff, new_id_str):
-        await uow.append(f"notification-{sent.notification_id}", 0, [
-            NewEvent(sent, household_id=case.household_id, region_code=case.region_code)
-        ])
+@dataclasses.dataclass(frozen=True)
+class Message:
+    """What one notification says, to whoever it goes to."""
+
+    kind: str
+    subject: str
+    subject_en: str
+    reference: str
+    urgent: bool
+    due_at: datetime | None = None
+    task_id: str | None = None
+
+
+def timezone(ctx: ServiceContext) -> ZoneInfo:
+    return ZoneInfo(ctx.settings.notifier_timezone)
+
+
+async def send_notifications(uow: UnitOfWork, staff_ids: list[str], message: Message, *, event_type: str,
+                             household_id: str | None, region_code: str | None) -> list[NotificationSent]:
+    """A notification to each of `staff_ids`: in their inbox (numbered in it under a lock on their row),
+    and queued in the ledger for their other channels."""
+    if not staff_ids:
+        return []
+    seqs = await store.take_inbox_seqs(uow.session, staff_ids)
+    sent = [NotificationSent(notification_id=new_id_str(), staff_id=staff_id, kind=message.kind,
+                             subject=message.subject, subject_en=message.subject_en, reference=message.reference,
+                             task_id=message.task_id, urgent=message.urgent, due_at=message.due_at,
+                             inbox_seq=seqs[staff_id])
+            for staff_id in staff_ids if staff_id in seqs]
+    await uow.append_many([(StreamHead(f"notification-{n.notification_id}"),
+                            [NewEvent(n, household_id=household_id, region_code=region_code)]) for n in sent])
+    await store.queue_deliveries(uow.session, await _deliveries_of(uow, sent, event_type, household_id, region_code))
+    return sent
+
+
+async def _deliveries_of(uow: UnitOfWork, sent: list[NotificationSent], event_type: str, household_id: str | None,
+                         region_code: str | None) -> list[dict]:
+    from services.notifier.channels.webhook import webhook_body
+    from services.notifier.domain.delivery_times import deliver_at
+
+    ctx, now = uow.ctx, uow.ctx.clock.now()
+    people = await store.people(uow.session, [n.staff_id for n in sent])
+    rows = []
+    for n in sent:
+        person = people[n.staff_id]
+        base = {"notification_id": n.notification_id, "recipient": f"staff:{n.staff_id}", "event_type": event_type,
+                "urgent": n.urgent, "created_at": now}
+        rows.append({**base, "delivery_id": new_id_str(), "channel": "inbox", "address": None, "body": None,
+                     "status": "delivered", "next_attempt_at": None, "delivered_at": now})
+        if "webhook" in person.channels and person.webhook_url:
+            data = {**n.model_dump(mode="json"), "household_id": household_id, "region_code": region_code}
+            rows.append({**base, "delivery_id": new_id_str(), "channel": "webhook", "address": person.webhook_url,
+                         "body": webhook_body("notification.sent", now, data), "status": "queued",
+                         "next_attempt_at": now, "delivered_at": None})
+        if "email" in person.channels and person.email and ctx.settings.smtp_host:
+            when = deliver_at(now, urgent=n.urgent, digest=person.digest, quiet=person.quiet_hours,
+                              digest_time=ctx.settings.digest_time, tz=timezone(ctx))
+            body = orjson.dumps({"subject": n.subject, "subject_en": n.subject_en, "reference": n.reference,
+                                 "due_at": n.due_at.isoformat() if n.due_at else None}).decode()
+            rows.append({**base, "delivery_id": new_id_str(), "channel": "email", "address": person.email,
+                         "body": body, "status": "queued", "next_attempt_at": when, "delivered_at": None})
+    return rows
+
+
+async def offer_to_subscribers(uow: UnitOfWork, envelope: EventEnvelope, payload: dict, department: str | None) -> None:
+    """The event, signed, to each active subscription that asked for its type in its region (a
+    department system's subscription: its own department's events only)."""
+    from services.notifier.channels.webhook import webhook_body
+
+    now = uow.ctx.clock.now()
+    subscribers = await store.subscribers(uow.session, envelope.event_type, envelope.region_code, department)
+    data = {"event_id": str(envelope.event_id), "household_id": envelope.household_id,
+            "region_code": envelope.region_code, "occurred_at": envelope.occurred_at.isoformat(), **payload}
+    body = webhook_body(envelope.event_type, now, data)
+    await store.queue_deliveries(uow.session, [{
+        "delivery_id": new_id_str(), "notification_id": None, "channel": "webhook",
+        "recipient": f"subscription:{s.subscription_id}", "address": s.url, "event_type": envelope.event_type,
+        "body": body, "urgent": False, "status": "queued", "next_attempt_at": now, "created_at": now,
+        "delivered_at": None} for s in subscribers])
+
+
+async def _recipients(uow: UnitOfWork, route: Route, household_id: str | None) -> tuple[str, str, list[str]]:
+    """Who a route tells: (level, role, staff ids). Nobody at a task's level: the level above answers."""
+    rule = route.rule
+    if rule.level == "helper":
+        helper = await store.helper_of(uow.session, household_id) if household_id else None
+        found = [helper] if helper else []
+        level, role = "helper", rule.role
+    else:
+        level, role = rule.level, rule.role
+        found = await store.staff_at(uow.session, role, route.region_at(level))
+    if not found and rule.task:
+        for upper in levels_above(level):
+            found = await store.staff_at(uow.session, ROLE_AT_LEVEL[upper], route.region_at(upper))
+            if found:
+                return upper, ROLE_AT_LEVEL[upper], found
+    return level, role, found
+
+
+async def route_event(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    """An event another service published, through the routing table: the tasks it completes, the
+    tasks and messages it makes, and the subscriptions it goes to."""
+    ctx = uow.ctx
+    table = routing_table(ctx.settings.notifier_routing)
+    if envelope.event_type not in table.event_types:
+        return
+    payload = decode_payload(envelope).model_dump(mode="json")
+    fields = {"household_id": envelope.household_id, "region_code": envelope.region_code, **payload}
+    region = payload.get("region_code") or envelope.region_code
+    for reference in table.closes(envelope.event_type, fields):
+        await complete_tasks(uow, reference, envelope)
+    calendar, tz, now = working_calendar(ctx.settings.working_calendar), timezone(ctx), ctx.clock.now()
+    for route in table.routes(envelope.event_type, fields, region):
+        rule = route.rule
+        if rule.level == "department":
+            continue  # the subscriptions below
+        level, role, recipients = await _recipients(uow, route, envelope.household_id)
+        due_at = None
+        if rule.due_working_days is not None:
+            due_at = calendar.add_working_days(envelope.occurred_at, rule.due_working_days, tz)
+        elif payload.get("due_date"):
+            due_at = domain.end_of_day(datetime.fromisoformat(payload["due_date"]).date(), tz)
+        message = Message(rule.kind, route.subject_zh, route.subject_en, route.reference, rule.urgent, due_at)
+        if rule.task:
+            task_id = new_id_str()
+            schedule = domain.plan_schedule(due_at=due_at, level=level, role=role, now=now, calendar=calendar, tz=tz,
+                                            remind_days_before=ctx.settings.task_remind_working_days,
+                                            escalate_after_days=ctx.settings.task_escalate_working_days)
+            await uow.append(f"task-{task_id}", 0, [NewEvent(TaskOpened(
+                task_id=task_id, rule=rule.name, kind=rule.kind, reference=route.reference, subject=route.subject_zh,
+                subject_en=route.subject_en, urgent=rule.urgent, region_code=region, level=level, role=role,
+                recipients=recipients, due_at=due_at, schedule=schedule, source_event_id=str(envelope.event_id),
+                source_event_type=envelope.event_type), household_id=envelope.household_id, region_code=region)])
+            message = dataclasses.replace(message, task_id=task_id)
+        await send_notifications(uow, recipients, message, event_type=envelope.event_type,
+                                 household_id=envelope.household_id, region_code=region)
+    department = payload.get("department") if envelope.event_type in table.department_event_types else None
+    await offer_to_subscribers(uow, envelope, payload, department)
+
+
+async def complete_tasks(uow: UnitOfWork, reference: str, envelope: EventEnvelope) -> None:
+    for task_id in await store.open_tasks_of(uow.session, reference):
+        stream = await uow.events.load(f"task-{task_id}")
+        state = domain.fold([decode_payload(e) for e in stream.events])
+        if state and not state.closed:
+            await uow.append(stream.stream_id, stream.position, [NewEvent(TaskCompleted(
+                task_id=task_id, by_event_type=envelope.event_type, by_event_id=str(envelope.event_id)),
+                household_id=envelope.household_id, region_code=state.region_code)])
+
+
+async def take_task_steps(uow: UnitOfWork, task_id: str) -> int:
+    """The reminders and escalations of one task whose time has come, each once (the stream position
+    makes two schedulers that race take each step once between them). Returns how many were taken."""
+    stream = await uow.events.load(f"task-{task_id}")
+    events = [decode_payload(e) for e in stream.events]
+    state = domain.fold(events)
+    if state is None:
+        return 0
+    opened = events[0]
+    household_id = stream.events[0].household_id
+    new = []
+    for index, step in domain.steps_due(state, uow.ctx.clock.now()):
+        if step.action == "remind":
+            recipients = state.first_recipients
+            new.append(TaskReminded(task_id=task_id, step=index, recipients=recipients))
+            message = Message("reminder", f"提醒：{opened.subject}", f"Reminder: {opened.subject_en}", opened.reference,
+                              opened.urgent, opened.due_at, task_id)
+        else:
+            recipients = await store.staff_at(uow.session, step.role, state.region_code[:domain.routing.LEVEL_DIGITS[step.level]])
+            new.append(TaskEscalated(task_id=task_id, step=index, level=step.level, role=step.role, recipients=recipients))
+            message = Message("escalation", f"督办（未按时受理）：{opened.subject}",
+                              f"Escalated (not acknowledged in time): {opened.subject_en}", opened.reference,
+                              True, opened.due_at, task_id)
+        await send_notifications(uow, recipients, message, event_type=new[-1].event_type, household_id=household_id,
+                                 region_code=state.region_code)
+    if new:
+        await uow.append(stream.stream_id, stream.position, [
+            NewEvent(e, household_id=household_id, region_code=state.region_code) for e in new])
+    return len(new)
 
 
 async def mark_read(ctx: ServiceContext, meta: EventMetadata, staff_id: str, notification_id: str):
@@ -44,9 +236,36 @@ async def mark_read(ctx: ServiceContext, meta: EventMetadata, staff_id: str, not
         row = await store.notification_of(uow.session, staff_id, notification_id)
         if row is None or row.read_at is not None:
             return row
+        now = ctx.clock.now()
         stream = await uow.events.load(f"notification-{notification_id}")
         await uow.append(stream.stream_id, stream.position, [NewEvent(NotificationRead(
-            notification_id=notification_id, staff_id=staff_id, read_at=ctx.clock.now()))])
+            notification_id=notification_id, staff_id=staff_id, read_at=now))])
+        await store.mark_inbox_delivery(uow.session, notification_id, "read", now)
+        return await store.notification_of(uow.session, staff_id, notification_id)
+
+    return await run_command(ctx, meta, work)
+
+
+async def acknowledge(ctx: ServiceContext, meta: EventMetadata, staff_id: str, notification_id: str):
+    """已受理: the notification acknowledged, and its task's chain stopped (if it still runs); acknowledged
+    again, nothing is recorded. None if it is not in this inbox."""
+
+    async def work(uow: UnitOfWork):
+        row = await store.notification_of(uow.session, staff_id, notification_id)
+        if row is None or row.acknowledged_at is not None:
+            return row
+        now = ctx.clock.now()
+        stream = await uow.events.load(f"notification-{notification_id}")
+        await uow.append(stream.stream_id, stream.position, [NewEvent(NotificationAcknowledged(
+            notification_id=notification_id, staff_id=staff_id, acknowledged_at=now))])
+        if row.task_id:
+            task = await uow.events.load(f"task-{row.task_id}")
+            state = domain.fold([decode_payload(e) for e in task.events])
+            if state and not state.closed:
+                await uow.append(task.stream_id, task.position, [NewEvent(TaskAcknowledged(
+                    task_id=row.task_id, staff_id=staff_id, notification_id=notification_id),
+                    household_id=task.events[0].household_id, region_code=state.region_code)])
+        await store.mark_inbox_delivery(uow.session, notification_id, "acknowledged", now)
         return await store.notification_of(uow.session, staff_id, notification_id)
 
     return await run_command(ctx, meta, work)

@@ -1,14 +1,20 @@
-"""Events notifier consumes."""
+"""Events notifier consumes: every event of the services it reads goes through the routing table
+(commands.route_event), so a deployment's table may route any of them; an event no row names costs
+a dictionary lookup."""
 from __future__ import annotations
 
-from contracts.base import decode_payload
+import contracts.catalog  # noqa: F401  every event type is registered
+from contracts.base import all_payload_classes
 from contracts.envelope import EventEnvelope
 from runtime.service import EventHandler, UnitOfWork
 from services.notifier import commands
 
-
-async def on_verification_case_opened(uow: UnitOfWork, envelope: EventEnvelope) -> None:
-    await commands.send_case_tasks(uow, decode_payload(envelope))
+CONSUMES = ("intake", "screening", "assistance", "exit_review")
 
 
-HANDLERS: dict[str, EventHandler] = {"VerificationCaseOpened": on_verification_case_opened}
+async def on_event(uow: UnitOfWork, envelope: EventEnvelope) -> None:
+    await commands.route_event(uow, envelope)
+
+
+HANDLERS: dict[str, EventHandler] = {event_type: on_event for event_type, payload in all_payload_classes().items()
+                                     if not event_type.startswith("_") and payload.producer in CONSUMES}

@@ -47,7 +47,7 @@ EXAMPLES = 5  # examples named per finding
 CHECKS = ("unreadable", "answers", "intake", "screening", "notifier", "topics", "inboxes", "dead_letters", "health")
 # What each service consumes (services/<name>/app.py), so that the checker needs no service imports.
 CONSUMES = {"intake": (), "screening": ("intake", "exit_review"), "assistance": ("intake", "screening", "exit_review", "notifier"),
-            "exit_review": ("intake", "screening", "assistance"), "notifier": ("screening",)}
+            "exit_review": ("intake", "screening", "assistance"), "notifier": ("intake", "screening", "assistance", "exit_review")}
 PAYLOADS_KEPT = {"RiskClueRaised", "RiskCluesRaised", "VerificationCaseOpened", "ClueAttachedToCase",
                  "SubjectRiskAdded", "NotificationSent"}
 
@@ -118,7 +118,7 @@ _TABLES = {
     "screening": {"cases": "select case_id, household_id, region_code, status, clue_ids from cases"},
     "notifier": {
         "staff": "select staff_id, role, region_code from staff",
-        "notifications": "select notification_id, staff_id, reference from notifications",
+        "notifications": "select notification_id, staff_id, kind, reference from notifications",
     },
 }
 
@@ -404,7 +404,8 @@ def check_notifier(screening: ServiceState, notifier: ServiceState) -> list[Find
     for member in notifier.tables["staff"]:
         if member["role"] == "village_cadre":
             cadres[member["region_code"]].append(member["staff_id"])
-    tasks = Counter((n["staff_id"], n["reference"]) for n in notifier.tables["notifications"])
+    tasks = Counter((n["staff_id"], n["reference"]) for n in notifier.tables["notifications"]
+                    if n["kind"] == "verify_household")  # a case's later steps, reminders and escalations are others
     missing, doubled, no_cadre = [], [], set()
     expected = set()
     for case in sorted(screening.tables["cases"], key=lambda c: c["case_id"]):

@@ -51,13 +51,14 @@ def world() -> tuple[Snapshot, Ledger]:
                 (4, "e-n2", "NotificationSent")],
         payloads={"e-n1": {"notification_id": "n1"}, "e-n2": {"notification_id": "n2"}},
         cursors={topic("notifier"): 4},
-        inbox=[("e-k1", "applied"), ("e-k2", "applied")],
+        # notifier reads intake's, screening's, assistance's and exit_review's topics (routing)
+        inbox=[("e-h1", "applied"), ("e-c1", "applied"), ("e-c2", "applied"), ("e-k1", "applied"), ("e-k2", "applied")],
         tables={
             "staff": [{"staff_id": "cadre-1", "role": "village_cadre", "region_code": V1},
                       {"staff_id": "cadre-2", "role": "village_cadre", "region_code": V2},
                       {"staff_id": "town-1", "role": "township_officer", "region_code": V1[:9]}],
-            "notifications": [{"notification_id": "n1", "staff_id": "cadre-1", "reference": "case:k1"},
-                              {"notification_id": "n2", "staff_id": "cadre-2", "reference": "case:k2"}],
+            "notifications": [{"notification_id": "n1", "staff_id": "cadre-1", "kind": "verify_household", "reference": "case:k1"},
+                              {"notification_id": "n2", "staff_id": "cadre-2", "kind": "verify_household", "reference": "case:k2"}],
         },
     )
     # assistance reads intake's, screening's and notifier's topics (and exit_review's, empty here)
@@ -135,7 +136,7 @@ def test_a_lost_task_is_reported_with_its_case():
 def test_a_doubled_task_is_reported():
     snapshot, ledger = world()
     notifier = snapshot.services["notifier"]
-    notifier.tables["notifications"].append({"notification_id": "n3", "staff_id": "cadre-1", "reference": "case:k1"})
+    notifier.tables["notifications"].append({"notification_id": "n3", "staff_id": "cadre-1", "kind": "verify_household", "reference": "case:k1"})
     only(findings_of(snapshot, ledger), "notifier", "doubled", "case:k1", "cadre-1")
 
 

@@ -19,9 +19,10 @@ from contracts.vocabulary import RiskType
 from runtime.auth import Staff, command_metadata, issue_token, require_region
 from runtime.service import Context
 from runtime.settings import Settings
-from services.intake import commands, domain, store
+from services.intake import commands, domain, reference, store
 from services.intake.api.deps import HouseholdToken
 from services.intake.api.fields import IdNumber
+from services.intake.vault import IdentityVault
 
 router = APIRouter()
 DECLARATION_TOKEN_DAYS = 5 * 365  # printed on a leaflet that stays on the wall for years
@@ -55,6 +56,33 @@ async def household_qr(household_id: str, principal: Staff, ctx: Context):
     link = declaration_link(ctx.settings, declaration_token(ctx.settings, household))
     return Response(qr_png(link), media_type="image/png",
                     headers={"Link": f'<{link}>; rel="declaration"', "Cache-Control": "no-store"})
+
+
+class DeclaringHousehold(BaseModel):
+    """What the declaration page shows the household of its token, so that it knows the link is its
+    own: nothing that identifies anyone to a stranger holding the phone."""
+    household_id: str
+    region_code: str
+    village: str | None = Field(description="the village's name in the region table")
+    head_name: str | None = Field(description="the head of household's name, masked (张*明); null if none is registered")
+    members: int = Field(description="how many members the household has")
+
+
+@router.get("/declarations/household", response_model=DeclaringHousehold, openapi_extra={"security": [{}]})
+async def declaring_household(principal: HouseholdToken, ctx: Context, response: Response):
+    """The household of the token, masked, for the declaration page (一键申报)."""
+    vault = IdentityVault(ctx.settings)
+    async with ctx.sessions() as session:
+        row = await store.household_row(session, principal.sub)
+        if row is None:
+            raise domain.HouseholdNotFound("the household of this token is no longer registered")
+        people = await store.member_rows(session, principal.sub)
+    head = domain.head_of_household(people)
+    response.headers["Cache-Control"] = "no-store"
+    return DeclaringHousehold(
+        household_id=row.household_id, region_code=row.region_code, members=len(people),
+        village=reference.load_region_table(ctx.settings.region_table).name_of(row.region_code),
+        head_name=domain.mask_name(vault.decrypt(head.name_cipher)) if head else None)
 
 
 class DeclarationIn(BaseModel):

@@ -3,7 +3,7 @@ workers' loads, and the refusals of commands about a household."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from contracts.codes import Refusal
@@ -76,14 +76,36 @@ def register_or_update(
 
 @dataclass(frozen=True)
 class RegionTable:
-    """The deployment's 12-digit village codes (统计用区划代码)."""
+    """The deployment's 12-digit village codes (统计用区划代码) and the names of its regions."""
 
     villages: frozenset[str]
+    names: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def name_of(self, region_code: str) -> str | None:
+        return self.names.get(region_code)
 
     def problem_with(self, region_code: str) -> str | None:
         if region_code not in self.villages:
             return f"{region_code} is not a village in the region table"
         return None
+
+
+HEAD_RELATIONS = frozenset({"head", "户主"})  # how the registry names the head of household
+
+
+def head_of_household(members: list):
+    """The member (anything with a `relation`) registered as head of household (户主), None if none is."""
+    return next((m for m in members if m.relation in HEAD_RELATIONS), None)
+
+
+def mask_name(name: str) -> str:
+    """A name shown outside the registry: first and last character kept, 张三明 -> 张*明, 张三 -> 张*."""
+    name = name.strip()
+    if len(name) <= 1:
+        return "*"
+    if len(name) == 2:
+        return f"{name[0]}*"
+    return f"{name[0]}{'*' * (len(name) - 2)}{name[-1]}"
 
 
 def grid_worker_overloaded(household_count: int, limit: int) -> bool:

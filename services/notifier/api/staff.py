@@ -35,7 +35,9 @@ class StaffIn(BaseModel):
 @router.post("/staff", status_code=201)
 async def register_staff(body: StaffIn, request: Request, principal: Registrar, ctx: Context):
     require_region(principal, body.region_code)
-    created = await commands.register_staff(ctx, command_metadata(principal, request),
-                                            domain.RegisterStaff(**body.model_dump()))
-    return JSONResponse({"staff_id": body.staff_id, "outcome": "registered" if created else "updated"},
-                        status_code=201 if created else 200)
+    created, webhook_secret = await commands.register_staff(ctx, command_metadata(principal, request),
+                                                            domain.RegisterStaff(**body.model_dump()))
+    answer = {"staff_id": body.staff_id, "outcome": "registered" if created else "updated"}
+    if webhook_secret:  # told once: the person's webhook receiver verifies signatures with it
+        answer["webhook_secret"] = webhook_secret
+    return JSONResponse(answer, status_code=201 if created else 200)

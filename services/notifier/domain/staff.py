@@ -10,13 +10,6 @@ REGION_LEVELS = (2, 4, 6, 9, 12)  # province, city, county, township, village
 
 
 @dataclass(frozen=True)
-class StaffMember:
-    staff_id: str
-    role: StaffRole
-    region_code: str
-
-
-@dataclass(frozen=True)
 class RegisterStaff:
     """Join the directory, or change one's entry (same `staff_id`)."""
 

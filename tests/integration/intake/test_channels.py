@@ -112,6 +112,30 @@ async def test_the_qr_link_opens_the_declaration_page_at_the_public_base_url(run
         assert declared.status_code == 201, declared.text
 
 
+async def test_the_declaration_page_reads_its_household_masked_with_the_households_token_only(run_services):
+    async with run_services("intake") as system:
+        intake = system.clients["intake"]
+        county = system.token("county_officer", "410721")
+        body = household("M1", 1)
+        body["members"][0]["name"] = "王建国"
+        assert (await intake.post("/v1/households", headers=county, json=body)).status_code == 201
+        link = (await intake.get("/v1/households/M1/qr", headers=county)).headers["link"].split(">")[0].lstrip("<")
+        token = parse_qs(urlparse(link).query)["token"][0]
+
+        seen = await intake.get("/v1/declarations/household", headers={"Authorization": f"Bearer {token}"})
+        assert seen.status_code == 200 and seen.headers["cache-control"] == "no-store"
+        assert seen.json() == {"household_id": "M1", "region_code": "410721001001", "village": "示范镇1示范村1",
+                               "head_name": "王*国", "members": 2}
+        assert "建国" not in seen.text and "410721" not in seen.text.replace("410721001001", "")
+
+        refusals = {None: (401, "token_missing"), token[:-8] + token[-4:] + token[-8:-4]: (401, "token_invalid"),
+                    system.token("village_cadre", "410721001001")["Authorization"].split()[1]: (403, "household_token_required")}
+        for bad, (status, code) in refusals.items():
+            refused = await intake.get("/v1/declarations/household", headers={"Authorization": f"Bearer {bad}"} if bad else {})
+            assert (refused.status_code, refused.json()["code"]) == (status, code)
+            assert "M1" not in refused.text
+
+
 async def test_clues_are_marked_with_their_priority_group(run_services):
     async with run_services("intake", clock=FixedClock(NOW)) as system:
         intake = system.clients["intake"]

@@ -7,13 +7,9 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from contracts.envelope import Actor
 from contracts.screening import VerificationCaseOpened
 from contracts.vocabulary import RiskType
-from runtime.eventstore import EventMetadata
-from runtime.ids import new_id
-from runtime.service import unit_of_work
-from services.notifier import commands
+from tests.integration.notifier.routing_helpers import consume
 
 pytestmark = pytest.mark.integration
 VILLAGE = "410721001001"
@@ -25,11 +21,9 @@ async def _cadre_with_a_task(system) -> str:
     county = system.token("county_officer", "410721")
     staff = {"staff_id": "cadre-p1", "name": "村干部", "role": "village_cadre", "region_code": VILLAGE}
     assert (await notifier.post("/v1/staff", headers=county, json=staff)).status_code == 201
-    meta = EventMetadata(actor=Actor(kind="system", id="test", role="screening"), correlation_id=new_id())
     case = VerificationCaseOpened(case_id="case-p1", household_id="H-P1", region_code=VILLAGE, clue_id="clue-p1",
                                   risk_types=[RiskType.ILLNESS], step="verification_visit", due_date=date(2026, 12, 1))
-    async with unit_of_work(system.context("notifier"), meta) as uow:
-        await commands.send_case_tasks(uow, case)
+    await consume(system.context("notifier"), case, household_id="H-P1")
     inbox = (await notifier.get("/v1/inbox", headers=system.token("village_cadre", VILLAGE, sub="cadre-p1"))).json()
     [task] = inbox["items"]
     return task["notification_id"]

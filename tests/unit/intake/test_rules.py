@@ -52,6 +52,18 @@ def test_id_numbers_are_masked_to_region_and_last_four():
     assert intake.mask_id_number("11010519491231002X") == "110105********002X"
 
 
+def test_names_shown_outside_the_registry_keep_only_their_first_and_last_character():
+    assert [intake.mask_name(n) for n in ("张三明", "张三", "欧阳小明", "张", " 李四 ")] == ["张*明", "张*", "欧**明", "*", "李*"]
+
+
+def test_the_head_of_household_is_the_member_registered_as_head():
+    from types import SimpleNamespace as Member
+
+    family = [Member(relation="child", name="张小"), Member(relation="head", name="张三明")]
+    assert intake.head_of_household(family).name == "张三明"
+    assert intake.head_of_household(family[:1]) is None
+
+
 # --- households --------------------------------------------------------------------------
 
 

@@ -9,7 +9,9 @@ from runtime.settings import Settings
 from services.intake.api.households import HouseholdIn
 from services.intake.api.warnings import WarningIn
 
-OPEN_WITHOUT_A_TOKEN = {"/healthz", "/readyz", "/metrics"}
+# /declare: the notifier's declaration page, a web page whose household token comes in its link (it
+# checks the token itself and answers an HTML page, not a problem document).
+OPEN_WITHOUT_A_TOKEN = {"/healthz", "/readyz", "/metrics", "/declare"}
 
 
 def _description(service: str, **settings) -> dict:
