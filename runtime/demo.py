@@ -143,6 +143,7 @@ def load_demo(ports: dict[str, int], settings: Settings, say=print) -> list[Demo
     for demo_token in tokens:
         say(f"      export {demo_token.variable}={demo_token.token}  # {demo_token.who}")
     say(f"      curl -H \"Authorization: Bearer $CADRE\" {api.url['notifier']}/v1/inbox")
+    say(f"demo: the staff console, on a phone or a browser: {api.url['notifier']}/console (paste a token above)")
     say(f"      curl -H \"Authorization: Bearer $TOWNSHIP\" '{api.url['intake']}/v1/households?limit=5'")
     say(f"      curl -H \"Authorization: Bearer $HELPER\" {api.url['assistance']}/v1/plans/DEMO-0012/history")
     return tokens

@@ -51,6 +51,9 @@ def app_from_environment() -> FastAPI:
     return create_app(load_definition(settings.service), settings, clock, on_task_death=end_process)
 
 
+SHUTDOWN_GRACE_SECONDS = 5
+
+
 def serve(service: str, settings: Settings | None = None) -> None:
     settings = settings or Settings(service=service)
     try:
@@ -58,7 +61,10 @@ def serve(service: str, settings: Settings | None = None) -> None:
     except StartRefused as refused:
         print(refused, file=sys.stderr)
         sys.exit(REFUSED_EXIT_CODE)
-    options = dict(host=settings.http_host, port=settings.http_port, log_level=settings.log_level, access_log=False)
+    # Open live streams (notifier's inbox stream) never end by themselves: a stop waits this long for
+    # them, then closes them (clients reconnect with Last-Event-ID and miss nothing).
+    options = dict(host=settings.http_host, port=settings.http_port, log_level=settings.log_level, access_log=False,
+                   timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS)
     if settings.workers > 1:
         os.environ["FANGPIN_SERVICE"] = service
         uvicorn.run("runtime.serve:app_from_environment", factory=True, workers=settings.workers, **options)

@@ -155,7 +155,9 @@ class Settings(BaseSettings):
     task_escalate_working_days: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     task_check_seconds: float = 60.0  # how often reminders and escalations are looked for
     delivery_poll_seconds: float = 0.5  # how often the dispatcher looks for webhooks and e-mail to send
-    inbox_stream_poll_seconds: float = 0.5  # how often a live inbox stream looks for new notifications
+    # A live inbox stream is woken by each commit that adds to the inbox (LISTEN/NOTIFY); it also
+    # looks by itself this often, in case a notification of the database was lost.
+    inbox_stream_poll_seconds: float = 5.0
     # Processes serving the service's port (uvicorn workers); bulk uploads sent side by side use one each.
     workers: int = 1
     http_host: str = "127.0.0.1"

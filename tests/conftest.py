@@ -195,7 +195,8 @@ async def served_over_http(app, port: int | None = None):
     import uvicorn
 
     port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                                           timeout_graceful_shutdown=2))
     serving = asyncio.create_task(server.serve())
     try:
         for _ in range(100):

@@ -70,25 +70,28 @@ async def send_notifications(uow: UnitOfWork, staff_ids: list[str], message: Mes
     and queued in the ledger for their other channels."""
     if not staff_ids:
         return []
-    seqs = await store.take_inbox_seqs(uow.session, staff_ids)
+    numbered = await store.number_in_inboxes(uow.session, staff_ids)
     sent = [NotificationSent(notification_id=new_id_str(), staff_id=staff_id, kind=message.kind,
                              subject=message.subject, subject_en=message.subject_en, reference=message.reference,
                              task_id=message.task_id, urgent=message.urgent, due_at=message.due_at,
-                             inbox_seq=seqs[staff_id])
-            for staff_id in staff_ids if staff_id in seqs]
+                             inbox_seq=numbered[staff_id][0])
+            for staff_id in dict.fromkeys(staff_ids) if staff_id in numbered]
     await uow.append_many([(StreamHead(f"notification-{n.notification_id}"),
                             [NewEvent(n, household_id=household_id, region_code=region_code)]) for n in sent])
-    await store.queue_deliveries(uow.session, await _deliveries_of(uow, sent, event_type, household_id, region_code))
+    people = {staff_id: person for staff_id, (_, person) in numbered.items()}
+    await store.queue_deliveries(uow.session, _deliveries_of(uow.ctx, sent, people, event_type, household_id, region_code))
+    await store.signal_inboxes(uow.session, [n.staff_id for n in sent])
     return sent
 
 
-async def _deliveries_of(uow: UnitOfWork, sent: list[NotificationSent], event_type: str, household_id: str | None,
-                         region_code: str | None) -> list[dict]:
+def _deliveries_of(ctx: ServiceContext, sent: list[NotificationSent], people: dict, event_type: str,
+                   household_id: str | None, region_code: str | None) -> list[dict]:
+    """The ledger's rows of new notifications: the inbox's, delivered; a webhook and an e-mail queued
+    where the person wants them and has the address (e-mail at the time quiet hours and the digest allow)."""
     from services.notifier.channels.webhook import webhook_body
     from services.notifier.domain.delivery_times import deliver_at
 
-    ctx, now = uow.ctx, uow.ctx.clock.now()
-    people = await store.people(uow.session, [n.staff_id for n in sent])
+    now = ctx.clock.now()
     rows = []
     for n in sent:
         person = people[n.staff_id]

@@ -13,6 +13,7 @@ import orjson
 
 from contracts.envelope import Actor
 from contracts.notifier import DeliveryFailed
+from runtime.bulk import update_rows
 from runtime.eventstore import EventMetadata, NewEvent
 from runtime.service import ServiceContext, UnitOfWork, run_command
 from services.notifier import commands, store
@@ -22,8 +23,8 @@ from services.notifier.channels.webhook import post_webhook
 from services.notifier.domain.delivery_times import next_attempt_delay
 
 SCHEDULER = Actor(kind="system", id="notifier-scheduler", role="scheduler")
-DISPATCH_BATCH = 200
-WEBHOOKS_AT_ONCE = 50
+DISPATCH_BATCH = 500
+WEBHOOKS_AT_ONCE = 100
 _jitter = random.Random()
 
 
@@ -41,7 +42,17 @@ async def take_task_steps(ctx: ServiceContext) -> int:
 
 
 async def deliver_due(ctx: ServiceContext) -> int:
-    """One round of the dispatcher: claim what is due, try it, record each outcome. Returns the tries made."""
+    """The dispatcher: rounds of claiming what is due, trying it and recording each outcome, until a
+    round finds less than a full batch. Returns the tries made."""
+    tries = 0
+    while True:
+        made = await _deliver_round(ctx)
+        tries += made
+        if made < DISPATCH_BATCH:
+            return tries
+
+
+async def _deliver_round(ctx: ServiceContext) -> int:
     settings, now = ctx.settings, ctx.clock.now()
     lease = now + timedelta(seconds=settings.webhook_timeout_seconds + settings.smtp_timeout_seconds + 60)
     async with ctx.sessions() as session, session.begin():
@@ -75,8 +86,20 @@ async def _post_all(ctx: ServiceContext, webhooks: list) -> dict[str, Attempt]:
             return d.delivery_id, await post_webhook(client, d.address, d.secret, d.delivery_id, datetime.now(UTC),
                                                      d.body, ctx.settings.webhook_timeout_seconds)
 
-    async with httpx.AsyncClient() as client:
-        return dict(await asyncio.gather(*(one(client, d) for d in webhooks)))
+    return dict(await asyncio.gather(*(one(_client(), d) for d in webhooks)))
+
+
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+
+
+def _client() -> httpx.AsyncClient:
+    """One client per event loop, kept: its connections to receivers are reused from round to round."""
+    loop = asyncio.get_running_loop()
+    for other in [l for l in _clients if l.is_closed()]:
+        del _clients[other]
+    if loop not in _clients:
+        _clients[loop] = httpx.AsyncClient(limits=httpx.Limits(max_connections=WEBHOOKS_AT_ONCE))
+    return _clients[loop]
 
 
 async def _mail(ctx: ServiceContext, address: str, group: list) -> Attempt:
@@ -99,7 +122,8 @@ async def _record(ctx: ServiceContext, claimed: list, outcomes: dict[str, Attemp
     updates, dead, gone = [], [], []
     for d in claimed:
         attempt = outcomes[d.delivery_id]
-        row = {"delivery_id": d.delivery_id, "detail": attempt.detail}
+        row = {"delivery_id": d.delivery_id, "detail": attempt.detail, "lease_until": None,
+               **{c: getattr(d, c) for c in ("status", "delivered_at", "failed_at", "dead_at", "next_attempt_at")}}
         if attempt.outcome == "delivered":
             row.update(status="delivered", delivered_at=now)
         elif attempt.outcome == "retry" and d.attempts < settings.delivery_max_attempts:
@@ -115,7 +139,7 @@ async def _record(ctx: ServiceContext, claimed: list, outcomes: dict[str, Attemp
         updates.append(row)
 
     async def work(uow: UnitOfWork) -> None:
-        await store.record_tries(uow.session, updates)
+        await update_rows(uow.session, store.deliveries, updates, key=["delivery_id"])
         for recipient in gone:
             await store.disable_endpoint(uow.session, recipient, "410 Gone: the endpoint asked to be removed", now)
         for d, reason, detail in dead:

@@ -68,6 +68,11 @@ TEXT: dict[str, dict[str, str]] = {
     "console.case_step": {"zh": "当前环节", "en": "Step"},
     "console.case_due": {"zh": "环节期限", "en": "Step due"},
     "console.case_status": {"zh": "状态", "en": "Status"},
+    "console.plan": {"zh": "帮扶计划", "en": "Assistance plan"},
+    "console.plan_helper": {"zh": "帮扶责任人", "en": "Helper"},
+    "console.plan_measures": {"zh": "帮扶措施", "en": "Measures"},
+    "console.plan_gaps": {"zh": "计划缺口", "en": "Gaps"},
+    "console.plan_none": {"zh": "无", "en": "none"},
     "console.not_your_step": {"zh": "这个环节不由您的角色办理。", "en": "Your role does not take this step."},
     "console.submit": {"zh": "提交", "en": "Submit"},
     "console.sending": {"zh": "正在提交…", "en": "Sending…"},
@@ -107,6 +112,10 @@ STEP_LABELS: dict[str, dict[str, str]] = {
     "township_review": {"zh": "乡镇初审", "en": "Township review"},
     "county_decision": {"zh": "县级审定", "en": "County decision"},
     "closed": {"zh": "已结案", "en": "Closed"},
+    # a case's status and outcome
+    "open": {"zh": "办理中", "en": "Open"},
+    "identified": {"zh": "已纳入监测", "en": "Identified"},
+    "rejected": {"zh": "未纳入", "en": "Not identified"},
 }
 CATEGORY_LABELS: dict[str, dict[str, str]] = {
     "unstable_formerly_poor": {"zh": "脱贫不稳定户", "en": "Formerly poor, unstable"},

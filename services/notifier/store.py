@@ -205,22 +205,6 @@ async def helper_of(session: AsyncSession, household_id: str) -> str | None:
                                 .where(household_helpers.c.household_id == household_id))
 
 
-async def take_inbox_seqs(session: AsyncSession, staff_ids: list[str]) -> dict[str, int]:
-    """The next place in each person's inbox. The rows are locked in one order (no deadlock between two
-    transactions that tell the same people), and held to the commit: a transaction that numbers after
-    another commits after it, so a reader who has seen number n has seen every number below it."""
-    ids = sorted(set(staff_ids))
-    await session.execute(sa.select(staff.c.staff_id).where(staff.c.staff_id.in_(ids)).order_by(staff.c.staff_id)
-                          .with_for_update())
-    taken: dict[str, int] = {}
-    for staff_id in staff_ids:  # one person twice in a list gets two numbers
-        seq = await session.scalar(sa.update(staff).where(staff.c.staff_id == staff_id)
-                                   .values(inbox_seq=staff.c.inbox_seq + 1).returning(staff.c.inbox_seq))
-        if seq is not None:
-            taken[staff_id] = seq
-    return taken
-
-
 @dataclass(frozen=True)
 class Person:
     """A member of staff as the ledger needs them: addresses and preferences."""
@@ -234,20 +218,41 @@ class Person:
 
 
 DEFAULT_CHANNELS = ("webhook", "email")  # each where the person has an address; the inbox always
+PREFERENCE_COLUMNS = (preferences.c.channels, preferences.c.digest, preferences.c.quiet_hours)
+
+
+def _person(row) -> Person:
+    from services.notifier.domain.delivery_times import QuietHours
+
+    return Person(row.staff_id, row.email, row.webhook_url,
+                  tuple(row.channels) if row.channels is not None else DEFAULT_CHANNELS,
+                  row.digest if row.digest is not None else True,
+                  QuietHours.parse(row.quiet_hours) if row.quiet_hours else None)
+
+
+def _preference(column: sa.Column, of: sa.Column):
+    return sa.select(column).where(preferences.c.staff_id == of).scalar_subquery().label(column.name)
 
 
 async def people(session: AsyncSession, staff_ids: list[str]) -> dict[str, Person]:
-    from services.notifier.domain.delivery_times import QuietHours
+    rows = await session.execute(sa.select(staff.c.staff_id, staff.c.email, staff.c.webhook_url,
+                                           *(_preference(c, staff.c.staff_id) for c in PREFERENCE_COLUMNS))
+                                 .where(staff.c.staff_id.in_(set(staff_ids))))
+    return {r.staff_id: _person(r) for r in rows}
 
+
+async def number_in_inboxes(session: AsyncSession, staff_ids: list[str]) -> dict[str, tuple[int, Person]]:
+    """The next place in each person's inbox, with what their deliveries need to know of them, in one
+    statement. The rows are locked in one order (no deadlock between two transactions that tell the
+    same people) and held to the commit: a transaction that numbers after another commits after it,
+    so a reader who has seen number n has seen every number below it."""
+    locked = (sa.select(staff.c.staff_id).where(staff.c.staff_id.in_(set(staff_ids)))
+              .order_by(staff.c.staff_id).with_for_update().subquery("locked"))
     rows = await session.execute(
-        sa.select(staff.c.staff_id, staff.c.email, staff.c.webhook_url, preferences.c.channels, preferences.c.digest,
-                  preferences.c.quiet_hours)
-        .select_from(staff.outerjoin(preferences, preferences.c.staff_id == staff.c.staff_id))
-        .where(staff.c.staff_id.in_(set(staff_ids))))
-    return {r.staff_id: Person(r.staff_id, r.email, r.webhook_url,
-                               tuple(r.channels) if r.channels is not None else DEFAULT_CHANNELS,
-                               r.digest if r.digest is not None else True,
-                               QuietHours.parse(r.quiet_hours) if r.quiet_hours else None) for r in rows}
+        sa.update(staff).where(staff.c.staff_id == locked.c.staff_id).values(inbox_seq=staff.c.inbox_seq + 1)
+        .returning(staff.c.staff_id, staff.c.inbox_seq, staff.c.email, staff.c.webhook_url,
+                   *(_preference(c, staff.c.staff_id) for c in PREFERENCE_COLUMNS)))
+    return {r.staff_id: (r.inbox_seq, _person(r)) for r in rows}
 
 
 async def queue_deliveries(session: AsyncSession, rows: list[dict]) -> None:
@@ -310,13 +315,6 @@ async def claim_due(session: AsyncSession, now: datetime, lease_until: datetime,
     return (await session.execute(sa.select(claimed, secret.label("secret")))).all()
 
 
-async def record_tries(session: AsyncSession, rows: list[dict]) -> None:
-    """Each try's outcome: rows of delivery_id and the columns to set."""
-    for row in rows:
-        await session.execute(sa.update(deliveries).where(deliveries.c.delivery_id == row["delivery_id"])
-                              .values(**{k: v for k, v in row.items() if k != "delivery_id"}, lease_until=None))
-
-
 async def disable_endpoint(session: AsyncSession, recipient: str, reason: str, at: datetime) -> None:
     """An endpoint that answered 410 Gone: a subscription is disabled; a person's webhook channel is
     switched off (their inbox and e-mail go on)."""
@@ -372,3 +370,19 @@ async def save_preferences(session: AsyncSession, row: dict) -> None:
     stmt = pg_insert(preferences).values(**row)
     await session.execute(stmt.on_conflict_do_update(
         index_elements=["staff_id"], set_={k: stmt.excluded[k] for k in row if k != "staff_id"}))
+
+
+INBOX_CHANNEL = "fangpin_inbox"  # LISTEN/NOTIFY: whose inbox grew (services/notifier/live.py)
+NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
+
+
+async def signal_inboxes(session: AsyncSession, staff_ids: list[str]) -> None:
+    """Wakes the live streams of these people when (and only if) the transaction commits."""
+    chunk: list[str] = []
+    for staff_id in dict.fromkeys(staff_ids):
+        if chunk and sum(len(s) + 1 for s in chunk) + len(staff_id) > NOTIFY_PAYLOAD_BYTES:
+            await session.execute(sa.select(sa.func.pg_notify(INBOX_CHANNEL, ",".join(chunk))))
+            chunk = []
+        chunk.append(staff_id)
+    if chunk:
+        await session.execute(sa.select(sa.func.pg_notify(INBOX_CHANNEL, ",".join(chunk))))

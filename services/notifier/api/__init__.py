@@ -2,12 +2,12 @@
 and, outside /v1, the web pages served at the public address (pages_router)."""
 from fastapi import APIRouter
 
-from services.notifier.api import deliveries, inbox, pages, preferences, staff, subscriptions
+from services.notifier.api import console, deliveries, inbox, pages, preferences, staff, subscriptions
 
 router = APIRouter(prefix="/v1", tags=["notifier"])
 for module in (staff, inbox, preferences, subscriptions, deliveries):
     router.include_router(module.router)
 
 pages_router = APIRouter()
-for module in (pages,):  # the household's declaration page
+for module in (pages, console):  # the household's declaration page; the staff console
     pages_router.include_router(module.router)

@@ -19,9 +19,11 @@ from runtime.paging import Page, Paging, make_page
 from runtime.problems import Problem, field_error
 from runtime.service import Context
 from services.notifier import commands, store
+from services.notifier.live import signals_of
 
 router = APIRouter()
 HEARTBEAT_SECONDS = 15.0  # a comment line now and then keeps proxies from closing an idle stream
+RECONNECT_MS = 1000  # how long a client waits before it reconnects (the `retry:` field)
 
 
 class NotificationView(BaseModel):
@@ -104,21 +106,29 @@ async def stream(request: Request, principal: Staff, ctx: Context,
 
 
 async def _events(request: Request, ctx, staff_id: str, after: int):
+    signals = signals_of(ctx.engine)
+    grew = await signals.register(staff_id)  # before the first read: a commit meanwhile is not missed
     poll = ctx.settings.inbox_stream_poll_seconds
-    yield f"retry: {int(poll * 2000)}\n\n"
-    quiet = 0.0
-    while not await request.is_disconnected():
-        async with ctx.sessions() as session:
-            rows = await store.inbox_after(session, staff_id, after, limit=100)
-        for row in rows:
-            after = row.inbox_seq
-            data = orjson.dumps(_view(row).model_dump(mode="json")).decode()
-            yield f"id: {row.inbox_seq}\nevent: notification\ndata: {data}\n\n"
-        if rows:
-            quiet = 0.0
-            continue
-        await asyncio.sleep(poll)
-        quiet += poll
-        if quiet >= HEARTBEAT_SECONDS:
-            quiet = 0.0
-            yield ": still here\n\n"
+    try:
+        yield f"retry: {RECONNECT_MS}\n\n"
+        quiet = 0.0
+        while not await request.is_disconnected():
+            grew.clear()
+            async with ctx.sessions() as session:
+                rows = await store.inbox_after(session, staff_id, after, limit=100)
+            for row in rows:
+                after = row.inbox_seq
+                data = orjson.dumps(_view(row).model_dump(mode="json")).decode()
+                yield f"id: {row.inbox_seq}\nevent: notification\ndata: {data}\n\n"
+            if rows:
+                quiet = 0.0
+                continue
+            try:
+                await asyncio.wait_for(grew.wait(), poll)
+            except TimeoutError:
+                quiet += poll
+            if quiet >= HEARTBEAT_SECONDS:
+                quiet = 0.0
+                yield ": still here\n\n"
+    finally:
+        await signals.unregister(staff_id, grew)

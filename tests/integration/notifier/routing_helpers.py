@@ -44,3 +44,31 @@ async def consume(ctx, payload: EventPayload, household_id: str = "H-1", region_
 def token_of(system, staff_id: str) -> dict:
     role, region = STAFF[staff_id]
     return system.token(role, region, sub=staff_id)
+
+
+def sealed(payload: EventPayload, household_id: str | None, region_code: str = VILLAGE, producer: str | None = None):
+    """A well-formed envelope of another service's event, hashed, as its relay would publish it."""
+    from contracts.envelope import compute_hash
+
+    event = envelope(payload.event_type, payload.model_dump(mode="json"), stream_id=f"test-{household_id}",
+                     household_id=household_id)
+    event = event.model_copy(update={"region_code": region_code, "producer": producer or payload.producer})
+    return event.model_copy(update={"hash": compute_hash(event.model_dump())})
+
+
+async def publish(settings, *events) -> None:
+    """The events on their producers' topics of this test, keyed by household as the relays key them."""
+    from aiokafka import AIOKafkaProducer
+
+    from contracts.topics import events_topic
+    from runtime.kafka import ensure_topics
+
+    topics = {e.producer: events_topic(e.producer, settings.topic_prefix) for e in events}
+    await ensure_topics(settings, list(topics.values()))
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(topics[event.producer], event.to_json(), key=(event.household_id or "-").encode())
+    finally:
+        await producer.stop()

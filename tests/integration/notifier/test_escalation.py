@@ -1,6 +1,7 @@
 """A task's chain on an injected clock (issue 18): reminded before it is due, escalated village →
 township → county in working days, each step exactly once however often the scheduler looks, stopped
 by an acknowledgement, and carried on after a restart from what the database holds."""
+import asyncio
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -57,18 +58,18 @@ async def test_a_task_is_reminded_then_escalated_once_per_level_and_the_chain_su
         assert (await kinds_by_person(ctx))["cadre-1"] == ["verify_household", "reminder"]
         clock.advance(timedelta(days=2))  # Saturday 01:00: past due, but no working day has passed
         assert await jobs.take_task_steps(ctx) == 0
-    # The service stops and starts again (same database): the chain goes on from its events.
+    # The service stops and starts again (same database): the chain goes on from its events. (Its
+    # scheduler also looks when it starts: who takes a step does not matter, that it is taken once does.)
     clock.advance(timedelta(days=2))  # Monday 7th 01:00: one working day after the due time
     async with run_services("notifier", clock=clock, **QUIET) as system:
         ctx = system.context("notifier")
-        assert await jobs.take_task_steps(ctx) == 1
-        assert await jobs.take_task_steps(ctx) == 0, "the township is told once"
-        assert (await kinds_by_person(ctx))["township-1"] == ["escalation"]
+        await asyncio.gather(*(jobs.take_task_steps(ctx) for _ in range(3)))  # three schedulers race
+        assert (await kinds_by_person(ctx))["township-1"] == ["escalation"], "the township is told once"
         assert "county-1" not in await kinds_by_person(ctx)
     clock.advance(timedelta(days=1))  # Tuesday 8th: two working days after
     async with run_services("notifier", clock=clock, **QUIET) as system:
         ctx = system.context("notifier")
-        assert await jobs.take_task_steps(ctx) == 1
+        await jobs.take_task_steps(ctx)
         clock.advance(timedelta(days=30))
         assert await jobs.take_task_steps(ctx) == 0, "the county is the top: the chain has ended"
         assert (await kinds_by_person(ctx))["county-1"] == ["escalation"]

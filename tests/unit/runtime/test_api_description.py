@@ -10,8 +10,9 @@ from services.intake.api.households import HouseholdIn
 from services.intake.api.warnings import WarningIn
 
 # /declare: the notifier's declaration page, a web page whose household token comes in its link (it
-# checks the token itself and answers an HTML page, not a problem document).
-OPEN_WITHOUT_A_TOKEN = {"/healthz", "/readyz", "/metrics", "/declare"}
+# checks the token itself and answers an HTML page, not a problem document). /console: the staff
+# console, the same page for everyone (the token stays in the browser, sent to the APIs it calls).
+OPEN_WITHOUT_A_TOKEN = {"/healthz", "/readyz", "/metrics", "/declare", "/console"}
 
 
 def _description(service: str, **settings) -> dict:
