@@ -208,32 +208,43 @@ class EventConsumer:
         )
         fresh = set(inserted.scalars())
         EVENTS_CONSUMED.labels(self.ctx.name, "duplicate").inc(len({e.event_id for _, e in decoded} - fresh))
+        run: list[tuple[ConsumerRecord, EventEnvelope]] = []
         for record, envelope in decoded:
             if envelope.event_id not in fresh:
                 continue
             fresh.discard(envelope.event_id)  # the same event twice in one batch is applied once
+            handler = self.handlers.get(envelope.event_type)
+            if run and (envelope.event_type in mirrors or handler is not self.handlers[run[0][1].event_type]):
+                await self._handle(session, run)  # a run ends where another handler's begins, or a mirror
+                run = []
             if envelope.event_type in mirrors:  # the mirrored tables first: a handler may read them
                 await self.ctx.projections.mirror(session, [envelope])
-            handler = self.handlers.get(envelope.event_type)
             if handler is None:
                 EVENTS_CONSUMED.labels(self.ctx.name, "applied" if envelope.event_type in mirrors else "ignored").inc()
                 continue
-            headers = dict(record.headers or ())
-            traceparent = headers.get("traceparent", b"").decode() or envelope.traceparent
-            with span_from_traceparent(
-                f"consume {envelope.event_type}", traceparent, SpanKind.CONSUMER,
-                **{"messaging.destination": record.topic, "fangpin.service": self.ctx.name,
-                   "fangpin.event_id": str(envelope.event_id)},
-            ):
-                meta = EventMetadata(
-                    actor=Actor(kind="system", id=f"fangpin-{self.ctx.name}", role="service"),
-                    correlation_id=envelope.correlation_id,
-                    causation_id=envelope.event_id,
-                    traceparent=current_traceparent(),
-                )
-                uow = UnitOfWork(self.ctx, session, meta)
-                await handler(uow, envelope)
-            EVENTS_CONSUMED.labels(self.ctx.name, "applied").inc()
+            run.append((record, envelope))
+        if run:
+            await self._handle(session, run)
+
+    async def _handle(self, session, run: list[tuple[ConsumerRecord, EventEnvelope]]) -> None:
+        """One handler, a run of consecutive events of its types, in the batch's transaction."""
+        record, first = run[0]
+        headers = dict(record.headers or ())
+        traceparent = headers.get("traceparent", b"").decode() or first.traceparent
+        with span_from_traceparent(
+            f"consume {first.event_type}" + (f" (+{len(run) - 1})" if len(run) > 1 else ""), traceparent,
+            SpanKind.CONSUMER, **{"messaging.destination": record.topic, "fangpin.service": self.ctx.name,
+                                  "fangpin.event_id": str(first.event_id), "fangpin.events": len(run)},
+        ):
+            # The first event's cause; a handler names each event's own where a run holds several.
+            meta = EventMetadata(
+                actor=Actor(kind="system", id=f"fangpin-{self.ctx.name}", role="service"),
+                correlation_id=first.correlation_id,
+                causation_id=first.event_id,
+                traceparent=current_traceparent(),
+            )
+            await self.handlers[first.event_type](UnitOfWork(self.ctx, session, meta), [e for _, e in run])
+        EVENTS_CONSUMED.labels(self.ctx.name, "applied").inc(len(run))
 
     async def _raise_if_database_down(self, exc: Exception) -> None:
         """A failure is the database's, not the message's, when it says so (runtime.db) or when the

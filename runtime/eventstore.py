@@ -53,6 +53,10 @@ class NewEvent:
     # An event about many households goes to the topic partition of this one (see runtime.kafka.partition_of);
     # left out, the event goes to its household's partition, or its stream's.
     partition_key: str | None = None
+    # The consumed event that caused this one, when one append holds the reactions to several
+    # (a handler taking a batch of events: runtime.service.caused_by); left out, the metadata's.
+    causation_id: UUID | None = None
+    correlation_id: UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,12 @@ class EventStore:
         def seal(stream_id: str, position: int, prev_hash: str, new: NewEvent) -> dict:
             event_id = new_id()
             occurred_at, occurred_spelled = in_utc(new.occurred_at or now)
+            common, common_spelled = shared, shared_spelled
+            if new.causation_id is not None:
+                cause = {"correlation_id": new.correlation_id or meta.correlation_id, "causation_id": new.causation_id}
+                common = {**shared, **cause}
+                common_spelled = {**shared_spelled, "correlation_id": str(cause["correlation_id"]),
+                                  "causation_id": str(new.causation_id)}
             # The payload is written out once, canonically: the hash takes those bytes as they are,
             # and so does the row (a batch event's payload is a few hundred clues).
             payload = canonical_json(new.payload.model_dump(mode="json"))
@@ -200,8 +210,8 @@ class EventStore:
                    "schema_version": new.payload.schema_version, "stream_id": stream_id,
                    "stream_position": position, "household_id": new.household_id, "region_code": new.region_code,
                    "occurred_at": occurred_at, "prev_hash": prev_hash, "payload": orjson.Fragment(payload)}
-            body = {**own, **shared_spelled, "event_id": str(event_id), "occurred_at": occurred_spelled}
-            return {**own, **shared, "payload": payload.decode(), "hash": compute_hash(body),
+            body = {**own, **common_spelled, "event_id": str(event_id), "occurred_at": occurred_spelled}
+            return {**own, **common, "payload": payload.decode(), "hash": compute_hash(body),
                     "partition_key": new.partition_key}
 
         return seal

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contracts.base import decode_payload
 from contracts.envelope import EventEnvelope
-from runtime.service import EventHandler, UnitOfWork
+from runtime.service import EventHandler, UnitOfWork, one_by_one
 from services.assistance import commands
 
 
@@ -37,11 +37,12 @@ async def on_exit_rolled_back(uow: UnitOfWork, envelope: EventEnvelope) -> None:
     await commands.reopen_plan(uow, decode_payload(envelope).household_id)
 
 
+# One by one: each is one household's change, rare next to the bulk flows (issue 19 leaves them so).
 HANDLERS: dict[str, EventHandler] = {
-    "SubjectIdentified": on_subject_identified,
-    "SubjectRiskAdded": on_subject_risk_added,
-    "SubjectProtected": on_subject_protected,
-    "SubjectRemoved": on_subject_removed,
-    "ExitApproved": on_exit_approved,
-    "ExitRolledBack": on_exit_rolled_back,
+    "SubjectIdentified": one_by_one(on_subject_identified),
+    "SubjectRiskAdded": one_by_one(on_subject_risk_added),
+    "SubjectProtected": one_by_one(on_subject_protected),
+    "SubjectRemoved": one_by_one(on_subject_removed),
+    "ExitApproved": one_by_one(on_exit_approved),
+    "ExitRolledBack": one_by_one(on_exit_rolled_back),
 }

@@ -24,6 +24,7 @@ from services.notifier.domain.delivery_times import next_attempt_delay
 
 SCHEDULER = Actor(kind="system", id="notifier-scheduler", role="scheduler")
 DISPATCH_BATCH = 500
+TASKS_AT_ONCE = 500
 WEBHOOKS_AT_ONCE = 100
 _jitter = random.Random()
 
@@ -33,11 +34,12 @@ async def take_task_steps(ctx: ServiceContext) -> int:
     taken = 0
     while True:
         async with ctx.sessions() as session:
-            due = await store.tasks_with_steps_due(session, ctx.clock.now())
+            due = await store.tasks_with_steps_due(session, ctx.clock.now(), TASKS_AT_ONCE)
+        before = taken
         for task_id in due:
             taken += await run_command(ctx, EventMetadata(actor=SCHEDULER),
                                        lambda uow, task_id=task_id: commands.take_task_steps(uow, task_id))
-        if len(due) < 500:
+        if len(due) < TASKS_AT_ONCE or taken == before:  # the last page, or one that moved nothing on
             return taken
 
 

@@ -191,18 +191,23 @@ async def inbox_after(session: AsyncSession, staff_id: str, after: int, limit: i
                                   .order_by(notifications.c.inbox_seq).limit(limit))).all()
 
 
-async def staff_at(session: AsyncSession, role: str, region_code: str) -> list[str]:
-    """The staff of `role` whose region is exactly `region_code` (a village's cadres, a township's officers)."""
-    rows = await session.execute(sa.select(staff.c.staff_id).where(staff.c.role == role, staff.c.region_code == region_code)
-                                 .order_by(staff.c.staff_id))
-    return list(rows.scalars())
+async def staff_in_regions(session: AsyncSession, regions: set[str]) -> dict[tuple[str, str], list[str]]:
+    """The staff whose region is exactly one of `regions` (villages' cadres, townships' officers, …),
+    by (role, region), in one query."""
+    rows = await session.execute(sa.select(staff.c.staff_id, staff.c.role, staff.c.region_code)
+                                 .where(staff.c.region_code.in_(sorted(regions))).order_by(staff.c.staff_id))
+    found: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        found.setdefault((r.role, r.region_code), []).append(r.staff_id)
+    return found
 
 
-async def helper_of(session: AsyncSession, household_id: str) -> str | None:
-    """The household's helper, if they are in the directory."""
-    return await session.scalar(sa.select(household_helpers.c.helper_id)
-                                .join(staff, staff.c.staff_id == household_helpers.c.helper_id)
-                                .where(household_helpers.c.household_id == household_id))
+async def helpers_of(session: AsyncSession, household_ids: list[str]) -> dict[str, str]:
+    """The households' helpers who are in the directory."""
+    rows = await session.execute(sa.select(household_helpers.c.household_id, household_helpers.c.helper_id)
+                                 .join(staff, staff.c.staff_id == household_helpers.c.helper_id)
+                                 .where(household_helpers.c.household_id.in_(household_ids)))
+    return {r.household_id: r.helper_id for r in rows}
 
 
 @dataclass(frozen=True)
@@ -241,18 +246,21 @@ async def people(session: AsyncSession, staff_ids: list[str]) -> dict[str, Perso
     return {r.staff_id: _person(r) for r in rows}
 
 
-async def number_in_inboxes(session: AsyncSession, staff_ids: list[str]) -> dict[str, tuple[int, Person]]:
-    """The next place in each person's inbox, with what their deliveries need to know of them, in one
-    statement. The rows are locked in one order (no deadlock between two transactions that tell the
-    same people) and held to the commit: a transaction that numbers after another commits after it,
-    so a reader who has seen number n has seen every number below it."""
-    locked = (sa.select(staff.c.staff_id).where(staff.c.staff_id.in_(set(staff_ids)))
-              .order_by(staff.c.staff_id).with_for_update().subquery("locked"))
+async def number_in_inboxes(session: AsyncSession, counts: dict[str, int]) -> dict[str, tuple[int, int, Person]]:
+    """Places in people's inboxes, `counts[staff_id]` each, with what their deliveries need to know of
+    them, in one statement: staff_id -> (the last number taken, how many, the person); theirs are
+    the numbers up to it. The rows are locked in one order (no deadlock between two transactions that
+    tell the same people) and held to the commit: a transaction that numbers after another commits
+    after it, so a reader who has seen number n has seen every number below it."""
+    wanted = sa.func.unnest(sa.cast(list(counts), sa.ARRAY(sa.Text)), sa.cast(list(counts.values()), sa.ARRAY(sa.Integer))) \
+        .table_valued("staff_id", "n").render_derived(name="wanted")
+    locked = (sa.select(staff.c.staff_id, wanted.c.n).join(wanted, wanted.c.staff_id == staff.c.staff_id)
+              .order_by(staff.c.staff_id).with_for_update(of=staff).subquery("locked"))
     rows = await session.execute(
-        sa.update(staff).where(staff.c.staff_id == locked.c.staff_id).values(inbox_seq=staff.c.inbox_seq + 1)
-        .returning(staff.c.staff_id, staff.c.inbox_seq, staff.c.email, staff.c.webhook_url,
+        sa.update(staff).where(staff.c.staff_id == locked.c.staff_id).values(inbox_seq=staff.c.inbox_seq + locked.c.n)
+        .returning(staff.c.staff_id, staff.c.inbox_seq, locked.c.n, staff.c.email, staff.c.webhook_url,
                    *(_preference(c, staff.c.staff_id) for c in PREFERENCE_COLUMNS)))
-    return {r.staff_id: (r.inbox_seq, _person(r)) for r in rows}
+    return {r.staff_id: (r.inbox_seq, r.n, _person(r)) for r in rows}
 
 
 async def queue_deliveries(session: AsyncSession, rows: list[dict]) -> None:
@@ -269,20 +277,22 @@ async def mark_inbox_delivery(session: AsyncSession, notification_id: str, statu
                                                       deliveries.c.channel == "inbox").values(**values))
 
 
-async def subscribers(session: AsyncSession, event_type: str, region_code: str | None, department: str | None):
-    """Active subscriptions to `event_type` whose region holds the event's; a department's own ones only
-    for its department's events."""
-    query = sa.select(subscriptions).where(subscriptions.c.active, sa.literal(event_type) == sa.any_(subscriptions.c.event_types))
-    if region_code:
-        query = query.where(sa.literal(region_code).startswith(subscriptions.c.region_prefix))
-    query = query.where(subscriptions.c.department.is_(None) | (subscriptions.c.department == department))
-    return (await session.execute(query.order_by(subscriptions.c.subscription_id))).all()
+async def subscriptions_to(session: AsyncSession, event_types: list[str]):
+    """The active subscriptions to any of `event_types` (the caller matches each event's region and department)."""
+    return (await session.execute(sa.select(subscriptions).where(
+        subscriptions.c.active, subscriptions.c.event_types.op("&&")(sa.cast(event_types, sa.ARRAY(sa.Text))))
+        .order_by(subscriptions.c.subscription_id))).all()
 
 
-async def open_tasks_of(session: AsyncSession, reference: str) -> list[str]:
-    rows = await session.execute(sa.select(tasks.c.task_id).where(tasks.c.reference == reference, tasks.c.state == "open")
+async def open_tasks_of(session: AsyncSession, references: list[str]) -> dict[str, list[str]]:
+    """The open tasks of each reference."""
+    rows = await session.execute(sa.select(tasks.c.reference, tasks.c.task_id)
+                                 .where(tasks.c.reference.in_(references), tasks.c.state == "open")
                                  .order_by(tasks.c.task_id))
-    return list(rows.scalars())
+    found: dict[str, list[str]] = {}
+    for r in rows:
+        found.setdefault(r.reference, []).append(r.task_id)
+    return found
 
 
 async def tasks_with_steps_due(session: AsyncSession, now: datetime, limit: int = 500) -> list[str]:

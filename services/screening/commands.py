@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from contracts.base import decode_payload
+from contracts.envelope import EventEnvelope
 from contracts.intake import ClueFacts
 from contracts.screening import (
     SubjectMonitoredAgain, SubjectRiskAdded, SubjectRiskEliminated, VerificationCaseOpened,
@@ -17,30 +18,31 @@ from runtime.auth import Principal, require_region
 from runtime.eventstore import EventMetadata, NewEvent, StreamHead
 from runtime.ids import new_id_str
 from runtime.problems import Problem, field_error
-from runtime.service import ServiceContext, UnitOfWork, run_command
+from runtime.service import ServiceContext, UnitOfWork, caused_by, run_command
 from runtime.settings import Settings
 from contracts.reference import MissingMonitoringLine, monitoring_lines
 from services.screening import domain, store
 from services.screening.domain import Findings, OpenCase, Recommendation, ladder, recommend, subjects
 
 
-async def take_clues(uow: UnitOfWork, clues: list[tuple[ClueFacts, str]]) -> None:
-    """Clues (with their regions) into cases and subjects, a handful of statements however many:
+async def take_clues(uow: UnitOfWork, clues: list[tuple[ClueFacts, str, EventEnvelope]]) -> None:
+    """Clues (with their regions and the events that brought them) into cases and subjects, a
+    handful of statements however many:
     each clue opens its household's case, joins the open case, or adds a risk to its subject. The
     decisions are domain.take_clue's, one clue after the other, so that a later clue of a household
     finds the case an earlier one opened."""
-    households = list({clue.household_id for clue, _ in clues})
+    households = list({clue.household_id for clue, _, _ in clues})
     open_cases = await store.open_cases_of(uow.session, households)
     monitored = await store.monitored_subjects(uow.session, households)
     now = uow.ctx.clock.now()
     due_days = uow.ctx.settings.step_due_days["verification_visit"]
     appends: dict[str, list[NewEvent]] = {}
     opened: set[str] = set()  # cases opened by these clues: new streams
-    for clue, region_code in clues:
+    for clue, region_code, cause in clues:
         household = clue.household_id
         for event in domain.take_clue(open_cases.get(household), clue, region_code, new_id_str(), now.date(),
                                       due_days, monitored.get(household)):
-            new = NewEvent(event, household_id=household, region_code=region_code)
+            new = NewEvent(event, household_id=household, region_code=region_code, **caused_by(cause))
             if isinstance(event, SubjectRiskAdded):
                 appends.setdefault(f"subject-{household}", []).append(new)
                 subject = monitored[household]

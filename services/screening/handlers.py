@@ -6,17 +6,20 @@ from __future__ import annotations
 from contracts.base import decode_payload
 from contracts.envelope import EventEnvelope
 from contracts.screening import SubjectMonitoredAgain, SubjectRiskEliminated
-from runtime.service import EventHandler, UnitOfWork
+from runtime.service import EventHandler, UnitOfWork, one_by_one
 from services.screening import commands
 
 
-async def on_risk_clue_raised(uow: UnitOfWork, envelope: EventEnvelope) -> None:
-    await commands.take_clues(uow, [(decode_payload(envelope), envelope.region_code)])
-
-
-async def on_risk_clues_raised(uow: UnitOfWork, envelope: EventEnvelope) -> None:
-    clues = decode_payload(envelope).clues
-    await commands.take_clues(uow, [(clue, clue.region_code) for clue in clues])
+async def on_risk_clues(uow: UnitOfWork, envelopes: list[EventEnvelope]) -> None:
+    """A run of clues, single (RiskClueRaised) or batched (RiskCluesRaised), taken together."""
+    clues = []
+    for envelope in envelopes:
+        payload = decode_payload(envelope)
+        if envelope.event_type == "RiskCluesRaised":
+            clues += [(clue, clue.region_code, envelope) for clue in payload.clues]
+        else:
+            clues.append((payload, envelope.region_code, envelope))
+    await commands.take_clues(uow, clues)
 
 
 async def on_exit_approved(uow: UnitOfWork, envelope: EventEnvelope) -> None:
@@ -33,8 +36,8 @@ async def on_exit_rolled_back(uow: UnitOfWork, envelope: EventEnvelope) -> None:
 
 
 HANDLERS: dict[str, EventHandler] = {
-    "RiskClueRaised": on_risk_clue_raised,
-    "RiskCluesRaised": on_risk_clues_raised,
-    "ExitApproved": on_exit_approved,
-    "ExitRolledBack": on_exit_rolled_back,
+    "RiskClueRaised": on_risk_clues,
+    "RiskCluesRaised": on_risk_clues,
+    "ExitApproved": one_by_one(on_exit_approved),
+    "ExitRolledBack": one_by_one(on_exit_rolled_back),
 }

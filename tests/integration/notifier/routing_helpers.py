@@ -37,7 +37,7 @@ async def consume(ctx, payload: EventPayload, household_id: str = "H-1", region_
                      household_id=household_id)
     event = event.model_copy(update={"region_code": region_code, "occurred_at": at or ctx.clock.now()})
     meta = EventMetadata(actor=Actor(kind="system", id="tests", role="consumer"))
-    await run_command(ctx, meta, lambda uow: commands.route_event(uow, event))
+    await run_command(ctx, meta, lambda uow: commands.route_events(uow, [event]))
     return event
 
 

@@ -87,26 +87,24 @@ async def test_a_late_commit_cannot_be_skipped_by_the_stream(run_services):
     from runtime.service import unit_of_work
     from contracts.envelope import Actor
     from services.notifier import commands
-    from services.notifier.commands import Message
+    from services.notifier.commands import Message, Outgoing
 
     async with run_services("notifier", **QUIET) as system:
         ctx = system.context("notifier")
         await register_directory(system)
         meta = EventMetadata(actor=Actor(kind="system", id="tests"))
-        message = Message("test", "测试", "test", "ref:1", False)
+        outgoing = [Outgoing("cadre-1", Message("test", "测试", "test", "ref:1", False), "Test", None, VILLAGE)]
         first_numbered, release = asyncio.Event(), asyncio.Event()
 
         async def slow():
             async with unit_of_work(ctx, meta) as uow:
-                await commands.send_notifications(uow, ["cadre-1"], message, event_type="Test", household_id=None,
-                                                  region_code=VILLAGE)
+                await commands.send_notifications(uow, outgoing)
                 first_numbered.set()
                 await release.wait()  # numbered 1, not committed
 
         async def quick():
             async with unit_of_work(ctx, meta) as uow:
-                await commands.send_notifications(uow, ["cadre-1"], message, event_type="Test", household_id=None,
-                                                  region_code=VILLAGE)
+                await commands.send_notifications(uow, outgoing)
 
         holder = asyncio.create_task(slow())
         await first_numbered.wait()

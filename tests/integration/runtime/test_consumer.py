@@ -7,11 +7,14 @@ import pytest
 import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from contracts.base import EventPayload
 from contracts.topics import dead_letter_topic, events_topic
 from runtime.app import one_copy_at_a_time
 from runtime.auth import issue_token
 from runtime.consumer import EventConsumer
+from runtime.eventstore import NewEvent, StreamHead
 from runtime.kafka import ensure_topics
+from runtime.service import caused_by
 from tests.conftest import eventually, served_over_http
 from tests.factories import envelope
 
@@ -23,11 +26,12 @@ async def seen_table(ctx):
         await conn.execute(sa.text("create table if not exists seen (n serial primary key, event_id uuid, note text)"))
 
 
-async def record_seen(uow, event):
-    if event.payload.get("poison"):
-        raise ValueError("this event cannot be applied")
-    await uow.session.execute(sa.text("insert into seen (event_id, note) values (:id, :note)"),
-                              {"id": event.event_id, "note": event.payload.get("note")})
+async def record_seen(uow, events):
+    for event in events:
+        if event.payload.get("poison"):
+            raise ValueError("this event cannot be applied")
+        await uow.session.execute(sa.text("insert into seen (event_id, note) values (:id, :note)"),
+                                  {"id": event.event_id, "note": event.payload.get("note")})
 
 
 async def count_seen(ctx, sql="select count(*) from seen"):
@@ -74,6 +78,44 @@ async def test_redelivered_events_change_nothing(service_context):
     assert await count_seen(ctx) == 3
     assert await count_seen(ctx, "select count(distinct event_id) from seen") == 3
     assert await count_seen(ctx, "select count(*) from inbox") == 3
+
+
+class Noted(EventPayload):
+    """A test's own event: what a handler appended for a consumed one."""
+
+    producer = "tests"
+    note: str
+
+
+async def test_a_run_of_events_reaches_its_handler_in_one_call_and_each_reaction_names_its_cause(service_context):
+    """Issue 19: a handler takes the consecutive events of a batch that go to it at once (set-based),
+    a run cut where another handler's events begin; what it appends in one statement names, event by
+    event, the consumed event it reacts to."""
+    ctx = await service_context()
+    calls: list[tuple[str, int]] = []
+
+    async def note_all(uow, events):
+        calls.append(("note", len(events)))
+        await uow.append_many([(StreamHead(f"noted-{e.event_id}"), [NewEvent(Noted(note=e.payload["note"]), **caused_by(e))])
+                               for e in events])
+
+    async def other(uow, events):
+        calls.append(("other", len(events)))
+
+    sent = [envelope(payload={"note": f"n{i}"}) for i in range(4)] + [envelope("OtherHappened")] + \
+           [envelope(payload={"note": f"n{i}"}) for i in range(4, 6)]
+    await produce(ctx, *(e.to_json() for e in sent))
+    await consume_until(ctx, "runs", lambda: _equals(count_seen(ctx, "select count(*) from inbox"), 7),
+                        handlers={"TestHappened": note_all, "OtherHappened": other})
+    assert calls == [("note", 4), ("other", 1), ("note", 2)]
+    async with ctx.sessions() as session:
+        caused = dict((await session.execute(sa.text(
+            "select payload->>'note', causation_id::text from events where event_type = 'Noted'"))).all())
+        correlated = set((await session.execute(sa.text(
+            "select correlation_id::text from events where event_type = 'Noted'"))).scalars())
+    consumed = [e for e in sent if e.event_type == "TestHappened"]
+    assert caused == {e.payload["note"]: str(e.event_id) for e in consumed}
+    assert correlated == {str(e.correlation_id) for e in consumed}
 
 
 async def test_a_poisoned_message_goes_to_the_dead_letter_topic_and_the_loop_goes_on(service_context):
@@ -214,10 +256,11 @@ async def test_dead_letters_are_listed_with_what_became_of_them_and_replayed_onc
     from runtime.db import ensure_database
     from runtime.service import ServiceDefinition
 
-    async def record_unless_broken(uow, event):
-        if event.payload.get("needs_repair") and not await uow.session.scalar(sa.text("select count(*) from repaired")):
-            raise ValueError("cannot be applied until repaired")
-        await record_seen(uow, event)
+    async def record_unless_broken(uow, events):
+        for event in events:
+            if event.payload.get("needs_repair") and not await uow.session.scalar(sa.text("select count(*) from repaired")):
+                raise ValueError("cannot be applied until repaired")
+        await record_seen(uow, events)
 
     settings = service_settings("assistance", consumer_attempts_before_dlq=2)
     await ensure_database(settings.database_url)
