@@ -184,16 +184,26 @@ class EventConsumer:
                 await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * attempt)
         await self._dead_letter(record, error)
 
+    def _read(self, record: ConsumerRecord) -> tuple[UUID, str, EventEnvelope | None]:
+        """The event's id and type, and its envelope decoded only if this service acts on its type:
+        the relay's headers name both, so an event it only records as ignored costs no parse."""
+        headers = dict(record.headers or ())
+        event_type, event_id = headers.get("event_type", b"").decode(), headers.get("event_id")
+        if event_type and event_id and event_type not in self.handlers and event_type not in self.ctx.projections.mirrors:
+            return UUID(event_id.decode()), event_type, None
+        envelope = EventEnvelope.from_json(record.value)
+        return envelope.event_id, envelope.event_type, envelope
+
     async def _apply_in(self, session, records: list[ConsumerRecord]) -> None:
-        decoded = [(record, EventEnvelope.from_json(record.value)) for record in records]
+        read = [(record, *self._read(record)) for record in records]
         mirrors = self.ctx.projections.mirrors
         rows = [
             {
-                "event_id": env.event_id, "topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
-                "event_type": env.event_type,
-                "outcome": "applied" if env.event_type in self.handlers or env.event_type in mirrors else "ignored",
+                "event_id": event_id, "topic": rec.topic, "partition": rec.partition, "offset": rec.offset,
+                "event_type": event_type,
+                "outcome": "applied" if event_type in self.handlers or event_type in mirrors else "ignored",
             }
-            for rec, env in decoded
+            for rec, event_id, event_type, _ in read
         ]
         rows = list({row["event_id"]: row for row in reversed(rows)}.values())[::-1]  # an event once per statement
         insert = pg_insert(inbox).values(rows)
@@ -207,24 +217,43 @@ class EventConsumer:
             ).returning(inbox.c.event_id)
         )
         fresh = set(inserted.scalars())
-        EVENTS_CONSUMED.labels(self.ctx.name, "duplicate").inc(len({e.event_id for _, e in decoded} - fresh))
+        EVENTS_CONSUMED.labels(self.ctx.name, "duplicate").inc(len({event_id for _, event_id, _, _ in read} - fresh))
+        # In the batch's order, set-based: consecutive mirrored events go to the mirrors together, and
+        # consecutive events of one handler to it together (a run); a mirrored event waits for the
+        # run before it (its handler reads the tables as they were), a handled one for the mirrors
+        # before it (they are written first).
+        mirrored: list[EventEnvelope] = []
         run: list[tuple[ConsumerRecord, EventEnvelope]] = []
-        for record, envelope in decoded:
-            if envelope.event_id not in fresh:
+        for record, event_id, _, envelope in read:
+            if event_id not in fresh:
                 continue
-            fresh.discard(envelope.event_id)  # the same event twice in one batch is applied once
-            handler = self.handlers.get(envelope.event_type)
-            if run and (envelope.event_type in mirrors or handler is not self.handlers[run[0][1].event_type]):
-                await self._handle(session, run)  # a run ends where another handler's begins, or a mirror
-                run = []
-            if envelope.event_type in mirrors:  # the mirrored tables first: a handler may read them
-                await self.ctx.projections.mirror(session, [envelope])
+            fresh.discard(event_id)  # the same event twice in one batch is applied once
+            handler = self.handlers.get(envelope.event_type) if envelope else None
+            if envelope is None or (handler is None and envelope.event_type not in mirrors):  # nothing to do here
+                EVENTS_CONSUMED.labels(self.ctx.name, "ignored").inc()
+                continue
+            if envelope.event_type in mirrors:
+                if run:
+                    await self._handle(session, run)
+                    run = []
+                mirrored.append(envelope)
             if handler is None:
-                EVENTS_CONSUMED.labels(self.ctx.name, "applied" if envelope.event_type in mirrors else "ignored").inc()
                 continue
+            if mirrored:
+                await self._mirror(session, mirrored)
+                mirrored = []
+            if run and handler is not self.handlers[run[0][1].event_type]:
+                await self._handle(session, run)
+                run = []
             run.append((record, envelope))
+        if mirrored:
+            await self._mirror(session, mirrored)
         if run:
             await self._handle(session, run)
+
+    async def _mirror(self, session, envelopes: list[EventEnvelope]) -> None:
+        await self.ctx.projections.mirror(session, envelopes)
+        EVENTS_CONSUMED.labels(self.ctx.name, "applied").inc(sum(e.event_type not in self.handlers for e in envelopes))
 
     async def _handle(self, session, run: list[tuple[ConsumerRecord, EventEnvelope]]) -> None:
         """One handler, a run of consecutive events of its types, in the batch's transaction."""

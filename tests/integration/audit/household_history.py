@@ -121,6 +121,18 @@ async def household_history(run_services, service_context) -> History:
             "decision": "approve", "category": "sudden_hardship", "risk_types": ["income_drop"]})
         assert decided["outcome"] == "identified"
 
+        async def notifier_took_the_ladder():
+            """The notifier reacts to the ladder's last step too (it completes the county's task):
+            the checkpoints are waited for once it has."""
+            async with system.context("screening").sessions() as session:
+                last = await session.scalar(sa.text(
+                    "select event_id from events where stream_id = :s order by stream_position desc limit 1"),
+                    {"s": f"case-{case_id}"})
+            async with system.context("notifier").sessions() as session:
+                return await session.scalar(sa.text("select count(*) from inbox where event_id = :e"), {"e": last})
+
+        await eventually(notifier_took_the_ladder)
+
         async def all_covered():
             return all([await covered(system.context(s)) for s in STORED_SERVICES])
 

@@ -1,6 +1,7 @@
 """The consumer loop on a real broker and database: effectively once under redelivery, and the
 dead-letter topic for a message that keeps failing."""
 import asyncio
+import dataclasses
 import zlib
 
 import pytest
@@ -13,7 +14,9 @@ from runtime.app import one_copy_at_a_time
 from runtime.auth import issue_token
 from runtime.consumer import EventConsumer
 from runtime.eventstore import NewEvent, StreamHead
+from runtime.ids import new_id
 from runtime.kafka import ensure_topics
+from runtime.projections import Projections
 from runtime.service import caused_by
 from tests.conftest import eventually, served_over_http
 from tests.factories import envelope
@@ -116,6 +119,44 @@ async def test_a_run_of_events_reaches_its_handler_in_one_call_and_each_reaction
     consumed = [e for e in sent if e.event_type == "TestHappened"]
     assert caused == {e.payload["note"]: str(e.event_id) for e in consumed}
     assert correlated == {str(e.correlation_id) for e in consumed}
+
+
+async def test_consecutive_mirrored_events_are_mirrored_together_between_the_runs_and_ignored_ones_are_not_parsed(
+        service_context):
+    """Mirrors take their consecutive events at once, after the handler's run before them and before
+    the one after; an event the service neither handles nor mirrors is recorded from its headers
+    alone (here its body is not even JSON) and never parsed."""
+    ctx = await service_context()
+    calls: list[tuple[str, list[str]]] = []
+
+    async def mirror(session, events):
+        calls.append(("mirror", [e.payload["note"] for e in events]))
+
+    async def handle(uow, events):
+        calls.append(("handler", [e.payload["note"] for e in events]))
+
+    ctx = dataclasses.replace(ctx, projections=Projections(mirrors={"Mirrored": mirror}))
+    m1, m2, h1, m3, h2 = (envelope("Mirrored", {"note": "m1"}), envelope("Mirrored", {"note": "m2"}),
+                          envelope(payload={"note": "h1"}), envelope("Mirrored", {"note": "m3"}),
+                          envelope(payload={"note": "h2"}))
+    ignored_id = str(new_id())
+    topic = events_topic("screening", ctx.settings.topic_prefix)
+    await ensure_topics(ctx.settings, [topic])
+    producer = AIOKafkaProducer(bootstrap_servers=ctx.settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        for event in (m1, m2, h1):
+            await producer.send_and_wait(topic, event.to_json(), key=b"H-test")
+        await producer.send_and_wait(topic, b"not json at all", key=b"H-test",
+                                     headers=[("event_id", ignored_id.encode()), ("event_type", b"NobodysEvent")])
+        for event in (m3, h2):
+            await producer.send_and_wait(topic, event.to_json(), key=b"H-test")
+    finally:
+        await producer.stop()
+    await consume_until(ctx, "mirrors", lambda: _equals(count_seen(ctx, "select count(*) from inbox"), 6),
+                        handlers={"TestHappened": handle})
+    assert calls == [("mirror", ["m1", "m2"]), ("handler", ["h1"]), ("mirror", ["m3"]), ("handler", ["h2"])]
+    assert await count_seen(ctx, f"select outcome from inbox where event_id = '{ignored_id}'") == "ignored"
 
 
 async def test_a_poisoned_message_goes_to_the_dead_letter_topic_and_the_loop_goes_on(service_context):
