@@ -291,41 +291,43 @@ async def take_task_steps(uow: UnitOfWork, task_id: str) -> int:
 async def mark_read(ctx: ServiceContext, meta: EventMetadata, staff_id: str, notification_id: str):
     """The notification, marked read (the first reading's time is kept: read again, nothing is
     recorded); None if it is not in this inbox."""
-
-    async def work(uow: UnitOfWork):
-        row = await store.notification_of(uow.session, staff_id, notification_id)
-        if row is None or row.read_at is not None:
-            return row
-        now = ctx.clock.now()
-        stream = await uow.events.load(f"notification-{notification_id}")
-        await uow.append(stream.stream_id, stream.position, [NewEvent(NotificationRead(
-            notification_id=notification_id, staff_id=staff_id, read_at=now))])
-        await store.mark_inbox_delivery(uow.session, notification_id, "read", now)
-        return await store.notification_of(uow.session, staff_id, notification_id)
-
-    return await run_command(ctx, meta, work)
+    return await _mark(ctx, meta, staff_id, notification_id, "read", lambda now: NotificationRead(
+        notification_id=notification_id, staff_id=staff_id, read_at=now))
 
 
 async def acknowledge(ctx: ServiceContext, meta: EventMetadata, staff_id: str, notification_id: str):
     """已受理: the notification acknowledged, and its task's chain stopped (if it still runs); acknowledged
     again, nothing is recorded. None if it is not in this inbox."""
 
+    async def stop_the_chain(uow: UnitOfWork, row) -> None:
+        if not row.task_id:
+            return
+        task = await uow.events.load(f"task-{row.task_id}")
+        state = domain.fold([decode_payload(e) for e in task.events])
+        if state and not state.closed:
+            await uow.append(task.stream_id, task.position, [NewEvent(TaskAcknowledged(
+                task_id=row.task_id, staff_id=staff_id, notification_id=notification_id),
+                household_id=task.events[0].household_id, region_code=state.region_code)])
+
+    return await _mark(ctx, meta, staff_id, notification_id, "acknowledged", lambda now: NotificationAcknowledged(
+        notification_id=notification_id, staff_id=staff_id, acknowledged_at=now), then=stop_the_chain)
+
+
+async def _mark(ctx: ServiceContext, meta: EventMetadata, staff_id: str, notification_id: str, status: str,
+                event, then=None):
+    """A notification of `staff_id`'s inbox marked `status` (read, acknowledged) once: its event, what
+    follows from it (`then`), its inbox row in the ledger; the row as it then is (None: not in this inbox)."""
+
     async def work(uow: UnitOfWork):
         row = await store.notification_of(uow.session, staff_id, notification_id)
-        if row is None or row.acknowledged_at is not None:
+        if row is None or getattr(row, f"{status}_at") is not None:
             return row
         now = ctx.clock.now()
         stream = await uow.events.load(f"notification-{notification_id}")
-        await uow.append(stream.stream_id, stream.position, [NewEvent(NotificationAcknowledged(
-            notification_id=notification_id, staff_id=staff_id, acknowledged_at=now))])
-        if row.task_id:
-            task = await uow.events.load(f"task-{row.task_id}")
-            state = domain.fold([decode_payload(e) for e in task.events])
-            if state and not state.closed:
-                await uow.append(task.stream_id, task.position, [NewEvent(TaskAcknowledged(
-                    task_id=row.task_id, staff_id=staff_id, notification_id=notification_id),
-                    household_id=task.events[0].household_id, region_code=state.region_code)])
-        await store.mark_inbox_delivery(uow.session, notification_id, "acknowledged", now)
+        await uow.append(stream.stream_id, stream.position, [NewEvent(event(now))])
+        if then:
+            await then(uow, row)
+        await store.mark_inbox_delivery(uow.session, notification_id, status, now)
         return await store.notification_of(uow.session, staff_id, notification_id)
 
     return await run_command(ctx, meta, work)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import decode_payload
 from contracts.envelope import EventEnvelope
-from runtime.bulk import upsert_rows
+from runtime.bulk import update_rows, upsert_rows
 from runtime.projections import Projections
 from services.notifier.store import (deliveries, household_helpers, notifications, preferences, staff,
                                      subscriptions, tasks)
@@ -69,11 +69,10 @@ async def tasks_stepped(session: AsyncSession, envelopes: list[EventEnvelope]) -
 
 
 async def tasks_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for envelope in envelopes:
-        closed = decode_payload(envelope)
-        state = "acknowledged" if envelope.event_type == "TaskAcknowledged" else "completed"
-        await session.execute(sa.update(tasks).where(tasks.c.task_id == closed.task_id, tasks.c.state == "open")
-                              .values(state=state, next_action_at=None, closed_at=envelope.occurred_at))
+    """Acknowledged or completed: one statement for a run (a task closes once: its stream says so)."""
+    await update_rows(session, tasks, [
+        {"task_id": decode_payload(e).task_id, "state": "acknowledged" if e.event_type == "TaskAcknowledged" else "completed",
+         "next_action_at": None, "closed_at": e.occurred_at} for e in envelopes], key=["task_id"])
 
 
 async def helper_of_household(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runtime.bulk import upsert_rows
+
 
 if TYPE_CHECKING:
     from services.notifier.domain.delivery_times import QuietHours
@@ -139,10 +141,7 @@ sa.Index("deliveries_dead", deliveries.c.dead_at, postgresql_where=deliveries.c.
 
 
 async def save_staff(session: AsyncSession, row: dict) -> None:
-    stmt = pg_insert(staff).values(**row)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=["staff_id"], set_={k: stmt.excluded[k] for k in row if k != "staff_id"}
-    ))
+    await upsert_rows(session, staff, [row], key=["staff_id"])
 
 
 async def notification_of(session: AsyncSession, staff_id: str, notification_id: str):
@@ -377,9 +376,7 @@ async def delete_subscription(session: AsyncSession, subscription_id: str, owner
 
 
 async def save_preferences(session: AsyncSession, row: dict) -> None:
-    stmt = pg_insert(preferences).values(**row)
-    await session.execute(stmt.on_conflict_do_update(
-        index_elements=["staff_id"], set_={k: stmt.excluded[k] for k in row if k != "staff_id"}))
+    await upsert_rows(session, preferences, [row], key=["staff_id"])
 
 
 INBOX_CHANNEL = "fangpin_inbox"  # LISTEN/NOTIFY: whose inbox grew (services/notifier/live.py)
