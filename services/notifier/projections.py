@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from contracts.base import decode_payload
 from contracts.envelope import EventEnvelope
-from runtime.bulk import update_rows, upsert_rows
+from runtime.bulk import copy_rows, update_rows, upsert_rows
 from runtime.projections import Projections
 from services.notifier.store import (deliveries, household_helpers, notifications, preferences, staff,
                                      subscriptions, tasks)
@@ -27,7 +27,7 @@ async def notifications_sent(session: AsyncSession, envelopes: list[EventEnvelop
                      "subject": sent.subject, "reference": sent.reference, "created_at": envelope.recorded_at,
                      "subject_en": sent.subject_en, "task_id": sent.task_id, "urgent": sent.urgent,
                      "due_at": sent.due_at, "inbox_seq": sent.inbox_seq})
-    await session.execute(sa.insert(notifications), rows)
+    await copy_rows(session, notifications, rows)
 
 
 async def notifications_read(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
@@ -55,7 +55,7 @@ async def tasks_opened(session: AsyncSession, envelopes: list[EventEnvelope]) ->
                      "state": "open", "escalated_to": None, "schedule_at": schedule_at,
                      "next_action_at": schedule_at[0] if schedule_at else None, "opened_at": envelope.occurred_at,
                      "closed_at": None})
-    await session.execute(sa.insert(tasks), rows)
+    await copy_rows(session, tasks, rows)
 
 
 async def tasks_stepped(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime.bulk import upsert_rows
+from runtime.bulk import copy_rows, upsert_rows
 
 
 if TYPE_CHECKING:
@@ -263,8 +263,7 @@ async def number_in_inboxes(session: AsyncSession, counts: dict[str, int]) -> di
 
 
 async def queue_deliveries(session: AsyncSession, rows: list[dict]) -> None:
-    if rows:
-        await session.execute(sa.insert(deliveries), rows)
+    await copy_rows(session, deliveries, rows)
 
 
 async def mark_inbox_delivery(session: AsyncSession, notification_id: str, status: str, at: datetime) -> None:
