@@ -20,10 +20,13 @@ from contracts.envelope import GENESIS_HASH, Actor, EventEnvelope, canonical_jso
 from runtime.bulk import copy_records
 from runtime.clock import Clock
 from runtime.ids import new_id
+from runtime.signals import EVENTS_APPENDED
 from runtime.tables import ENVELOPE_COLUMNS, events
 
 
-_TAKE_TRANSACTION_ID = sa.text("select pg_current_xact_id()")
+# The transaction's id, taken before the rows take their positions (see _insert), and the relay's
+# signal to look at its commit (runtime.signals), in one round trip.
+_TAKE_TRANSACTION_ID_AND_SIGNAL = sa.text(f"select pg_current_xact_id(), pg_notify('{EVENTS_APPENDED}', '')")
 
 
 class ConcurrencyConflict(Exception):
@@ -113,6 +116,24 @@ class EventStore:
             sa.select(*ENVELOPE_COLUMNS).where(events.c.stream_id == stream_id).order_by(events.c.stream_position)
         )
         return Stream(stream_id, [row_to_envelope(r) for r in result])
+
+    async def load_many(self, stream_ids: Iterable[str]) -> dict[str, Stream]:
+        """Each of these streams, whole (one query; a stream with no events comes back empty)."""
+        wanted = sorted(set(stream_ids))
+        found: dict[str, Stream] = {stream_id: Stream(stream_id, []) for stream_id in wanted}
+        if wanted:
+            result = await self.session.execute(
+                sa.select(*ENVELOPE_COLUMNS).where(events.c.stream_id.in_(wanted))
+                .order_by(events.c.stream_id, events.c.stream_position))
+            for row in result:
+                found[row.stream_id].events.append(row_to_envelope(row))
+        return found
+
+    async def heads(self, stream_ids: Iterable[str]) -> dict[str, StreamHead]:
+        """Where each of these streams stands now, for append_many (one query; a new stream at 0)."""
+        wanted = sorted(set(stream_ids))
+        last = await self.last_events(wanted)
+        return {s: StreamHead(s, last[s].stream_position, last[s].hash) if s in last else StreamHead(s) for s in wanted}
 
     async def _head(self, stream_id: str) -> tuple[int, str]:
         row = (
@@ -230,7 +251,8 @@ class EventStore:
             records.append(values)
         # The transaction takes its id before the rows take their positions: the relay, waiting at a
         # gap in the positions, then finds whoever may still fill it among the running transactions.
-        await self.session.execute(_TAKE_TRANSACTION_ID)
+        # Its commit wakes the relay.
+        await self.session.execute(_TAKE_TRANSACTION_ID_AND_SIGNAL)
         try:
             await copy_records(self.session, events, columns, records)
         except asyncpg.UniqueViolationError as exc:

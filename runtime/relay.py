@@ -28,6 +28,7 @@ from contracts.topics import dead_letter_topic
 from runtime.db import database_answers, is_database_outage, sqlstate_of
 from runtime.kafka import TopicMisconfigured, ensure_topics, make_producer, partition_of, stop_quietly
 from runtime.service import ServiceContext
+from runtime.signals import EVENTS_APPENDED, CommitSignal
 from runtime.tables import ENVELOPE_COLUMNS, events, relay_cursor
 from runtime.tasks import Health, sleep_unless_stopped, stray_cancellation
 from runtime.telemetry import EVENTS_PUBLISHED, RELAY_REPUBLISHES
@@ -100,12 +101,15 @@ class OutboxRelay:
         # Events per pass (see PASS_PAYLOAD_CHARS): a tenth of the most to begin with, since a backlog of
         # batch events read a thousand at a time would be a hundred megabytes.
         self.pass_limit = max(1, ctx.settings.relay_batch_size // 10)
+        self.appended: CommitSignal | None = None  # while running: woken by the commits of appends
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop`; nothing else ends this loop (errors are logged and retried)."""
         backoff = 0.2
         last_check = 0.0
         loop = asyncio.get_running_loop()
+        # Woken by the commits of appends; still looks every relay_idle_seconds without one.
+        self.appended = CommitSignal(self.ctx.engine, EVENTS_APPENDED)
         try:
             while not stop.is_set():
                 try:
@@ -113,11 +117,12 @@ class OutboxRelay:
                     if not self._history_checked or loop.time() - last_check > self.settings.broker_check_seconds:
                         await self.check_broker_history()
                         last_check = loop.time()
+                    self.appended.clear()  # before looking: a commit from now on wakes the wait below
                     published = await self.publish_pending()
                     self.health.set("running")
                     backoff = 0.2
                     if published == 0:
-                        await sleep_unless_stopped(stop, self.settings.relay_idle_seconds)
+                        await self.appended.wait(self.settings.relay_idle_seconds, stop)
                 except (Exception, asyncio.CancelledError) as exc:  # nothing may end the relay silently: log, wait, retry
                     if isinstance(exc, asyncio.CancelledError) and not stray_cancellation():
                         raise  # this task is being cancelled: the service stops
@@ -140,6 +145,7 @@ class OutboxRelay:
         finally:
             self.health.set("stopped")
             await self._disconnect()
+            await self.appended.close()
 
     async def lag(self) -> int | None:
         """Events in the store not yet on the broker (None while the database does not answer)."""

@@ -3,8 +3,8 @@ with the unit of work that puts state changes and new events in one transaction.
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field, replace
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Annotated, Any, AsyncIterator, Awaitable, Callable
 
 from fastapi import APIRouter, Depends, Request
@@ -47,16 +47,6 @@ class UnitOfWork:
         await self.ctx.projections.apply(self.session, written)
         return written
 
-    @contextmanager
-    def caused_by(self, envelope: EventEnvelope):
-        """What is appended inside names `envelope` as its cause (and shares its correlation)."""
-        outer = self.meta
-        self.meta = replace(outer, correlation_id=envelope.correlation_id, causation_id=envelope.event_id)
-        try:
-            yield self
-        finally:
-            self.meta = outer
-
     async def append_many(self, items) -> list[dict]:
         """Events for many streams, in one statement (see EventStore.append_many)."""
         written = await self.events.append_many(items, self.meta)
@@ -89,25 +79,13 @@ async def run_command(ctx: ServiceContext, meta: EventMetadata, work: Callable[[
 
 # A handler takes a run of consumed events (consecutive in the polled batch, each of a type it is
 # registered for) in one unit of work, set-based: a handful of statements however many events. What
-# it appends names each event's own cause (`caused_by`, or `UnitOfWork.caused_by`).
+# it appends names each event's own cause (`caused_by`).
 EventHandler = Callable[[UnitOfWork, list[EventEnvelope]], Awaitable[None]]
 
 
 def caused_by(envelope: EventEnvelope) -> dict:
     """NewEvent(..., **caused_by(envelope)): the event is a reaction to `envelope`."""
     return {"causation_id": envelope.event_id, "correlation_id": envelope.correlation_id}
-
-
-def one_by_one(handle: Callable[[UnitOfWork, EventEnvelope], Awaitable[None]]) -> EventHandler:
-    """A handler of a run that takes its events one after the other, each as the cause of what it appends
-    (for reactions that are rare next to the bulk flows: a subject identified, an exit approved)."""
-    async def each(uow: UnitOfWork, envelopes: list[EventEnvelope]) -> None:
-        for envelope in envelopes:
-            with uow.caused_by(envelope):
-                await handle(uow, envelope)
-
-    each.__name__ = getattr(handle, "__name__", "handler")
-    return each
 
 
 @dataclass

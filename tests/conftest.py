@@ -1,12 +1,15 @@
-"""One embedded PostgreSQL and one Tansu broker per test session; a fresh database per service
-and a fresh topic prefix per test, so tests never see each other's events."""
+"""One PostgreSQL server and one Kafka-protocol broker per test session: the embedded PostgreSQL and
+Tansu, or (FANGPIN_TEST_BACKEND=containers) PostgreSQL and Apache Kafka in containers (tests/backends.py);
+a fresh database per service and a fresh topic prefix per test, so tests never see each other's events."""
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import uuid
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,25 +26,76 @@ from runtime.db import ensure_database, make_engine, make_sessions
 from runtime.kafka import read_from_start
 from runtime.projections import rebuild, rebuild_mirrors
 from runtime.settings import Settings
+from tests import backends
 
 # Tests run on the development keys (a service elsewhere refuses them); services the tests start as
 # processes inherit this.
 os.environ.setdefault("FANGPIN_ENVIRONMENT", "development")
 
 
+_BACKEND = pytest.StashKey[backends.Choice]()
+_TESTS = Path(__file__).parent
+
+
+@pytest.hookimpl(trylast=True)  # after the terminal reporter is there
+def pytest_configure(config):
+    """FANGPIN_TEST_BACKEND, read once; containers asked for where Docker does not answer: one line says
+    so (shown with -q too) and the session runs on the embedded pair. An unknown value stops the run."""
+    choice = config.stash[_BACKEND] = backends.choose()
+    if choice.note:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter:
+            reporter.write_line(choice.note)
+        else:
+            print(choice.note, file=sys.stderr)
+
+
+def _on_containers(request) -> bool:
+    """Whether this test gets the containers: the session's backend, except for the tests that run
+    the embedded system themselves (tests/faults, tests/e2e: backends.EMBEDDED_ONLY)."""
+    return (request.config.stash[_BACKEND].backend == backends.CONTAINERS
+            and not backends.runs_embedded_only(request.node.path, _TESTS))
+
+
+@pytest.fixture
+def postgres(request):
+    """The session's PostgreSQL server: `url(database)` (ensure_database creates the database)."""
+    return request.getfixturevalue("postgres_in_container" if _on_containers(request) else "embedded_postgres")
+
+
+@pytest.fixture
+def broker(request):
+    """The session's Kafka-protocol broker: `bootstrap`."""
+    return request.getfixturevalue("kafka_in_container" if _on_containers(request) else "embedded_broker")
+
+
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory):
+def embedded_postgres(tmp_path_factory):
     server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def broker():
+def embedded_broker():
     tansu = TansuBroker(free_port())
     tansu.start()
     yield tansu
     tansu.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_in_container():
+    server = backends.PostgresInContainer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_in_container():
+    kafka = backends.KafkaInContainer()
+    yield kafka
+    kafka.stop()
 
 
 @dataclass
@@ -76,6 +130,11 @@ def service_settings(postgres, broker):
             checkpoint_interval_seconds=0,
         )
         values.update(overrides)
+        if "kafka_idempotence" not in overrides:
+            # Idempotent producers on Apache Kafka (the containers); not on Tansu (it fails InitProducerId),
+            # the session's or one a test starts of its own (tests/integration/runtime/test_relay.py).
+            on_the_sessions = values["kafka_bootstrap"] == broker.bootstrap
+            values["kafka_idempotence"] = on_the_sessions and getattr(broker, "idempotent", False)
         return Settings(**values)
 
     return make

@@ -4,6 +4,7 @@ facts assistance mirrors), lets domain/ decide, and appends the decision with th
 then find or see mended, in one append to the plan's stream."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -14,15 +15,16 @@ from contracts.assistance import (
     MeasureCompleted, MeasureProgressNoted, PlanClosed, PlanOpened, PlanRiskAdded,
 )
 from contracts.base import EventPayload, decode_payload
+from contracts.envelope import EventEnvelope
 from contracts.codes import Refusal
 from runtime.auth import Principal, require_region
 from runtime.problems import Problem
-from runtime.eventstore import NewEvent, Stream
+from runtime.eventstore import NewEvent, Stream, StreamHead
 from runtime.ids import new_id_str
-from runtime.service import UnitOfWork
+from runtime.service import UnitOfWork, caused_by
 from runtime.settings import Settings
 from services.assistance import reference, store
-from services.assistance.domain import PlanRules, PlanState, check_plan, choose_helper, plan_from_history
+from services.assistance.domain import Helper, PlanRules, PlanState, check_plan, choose_helper, plan_from_history
 from services.assistance.domain.plans import ACTIVE, apply, period_bounds
 from services.assistance.domain.refusals import Invalid, NotAllowed, NotFound, OutOfOrder
 
@@ -47,81 +49,130 @@ async def load_plan(uow: UnitOfWork, household_id: str) -> tuple[Stream, PlanSta
     """The plan's stream and state, with the household facts assistance mirrors (can a member work,
     is it protected)."""
     stream = await uow.events.load(plan_stream(household_id))
+    return stream, _plan_of(stream, await store.household_facts_of(uow.session, household_id) if stream.events else None)
+
+
+def _plan_of(stream: Stream, facts) -> PlanState | None:
     plan = plan_from_history([decode_payload(e) for e in stream.events])
-    if plan is not None:
-        facts = await store.household_facts_of(uow.session, household_id)
-        if facts is not None:
-            plan = replace(plan, labour_capable=facts.any_member_can_work, protected=facts.protected)
-    return stream, plan
+    if plan is not None and facts is not None:
+        plan = replace(plan, labour_capable=facts.any_member_can_work, protected=facts.protected)
+    return plan
 
 
 async def decide(uow: UnitOfWork, stream: Stream, plan: PlanState | None, events: list[EventPayload],
                  region_code: str) -> PlanState:
     """Append `events` and, after them, the gaps the plan rules find or see mended."""
-    for event in events:
-        plan = apply(plan, event)
-    events = [*events, *check_plan(plan, uow.ctx.clock.now().date(), rules(uow.ctx.settings))]
+    plan, events = _with_gaps(uow, plan, events)
     if events:
         await uow.append(stream.stream_id, stream.position, [
             NewEvent(e, household_id=plan.household_id, region_code=region_code) for e in events])
     return plan
 
 
-async def _helper_for(uow: UnitOfWork, household_id: str, region_code: str) -> EventPayload:
-    limit = uow.ctx.settings.helper_max_households
-    choice = choose_helper(await store.helpers_in_reach(uow.session, region_code), region_code, limit)
-    if choice.helper is None:
-        return HelperNotFound(household_id=household_id, region_code=region_code)
-    return HelperAssigned(household_id=household_id, helper_id=choice.helper.helper_id,
-                          households_after=choice.helper.households + 1, over_limit=choice.over_limit)
+def _with_gaps(uow: UnitOfWork, plan: PlanState | None, events: list[EventPayload]) -> tuple[PlanState, list[EventPayload]]:
+    """The plan after `events`, and `events` followed by the gaps the plan rules then find or see mended."""
+    for event in events:
+        plan = apply(plan, event)
+    return plan, [*events, *check_plan(plan, uow.ctx.clock.now().date(), rules(uow.ctx.settings))]
 
 
 # --- what screening and exit_review decided ------------------------------------------------------
 
 
-async def open_plan(uow: UnitOfWork, household_id: str, region_code: str, case_id: str | None, category: str | None,
-                    risk_types: list, identified_on: date) -> None:
-    """A subject identified: its plan opens (or reopens, keeping its history) with a helper at once."""
-    stream, plan = await load_plan(uow, household_id)
-    events: list[EventPayload] = [PlanOpened(household_id=household_id, region_code=region_code, case_id=case_id,
-                                             category=category, risk_types=risk_types, identified_on=identified_on,
-                                             reopened=plan is not None)]
-    if plan is None or plan.helper_id is None:
-        events.append(await _helper_for(uow, household_id, region_code))
-    await decide(uow, stream, plan, events, region_code)
+class PlansAtHand:
+    """The plans a run of consumed events changes (handlers.py), set-based: their streams and the facts
+    assistance mirrors read in one query each, the helpers near them in one, each decision taken in
+    memory in the run's order (a later event of a household finds the plan an earlier one left), and
+    all appended in one statement by `save`. Each decision's events name the event that caused it."""
 
+    def __init__(self, uow: UnitOfWork, streams: dict[str, Stream], facts: dict, helpers: list[Helper]) -> None:
+        """`streams` and `facts` by household id."""
+        self.uow, self.helpers = uow, helpers
+        self.heads = {stream.stream_id: StreamHead(stream.stream_id, stream.position, stream.last_hash)
+                      for stream in streams.values()}
+        self.plans = {stream.stream_id: _plan_of(stream, facts.get(household))
+                      for household, stream in streams.items()}
+        self.new: dict[str, list[NewEvent]] = {}
+        self.assigned: Counter[str] = Counter()  # households given to each helper here, not yet in the tables
 
-async def reopen_plan(uow: UnitOfWork, household_id: str) -> None:
-    """风险消除回退: the exit was rolled back, the plan reopens with its history."""
-    stream, plan = await load_plan(uow, household_id)
-    if plan is None or plan.open:
-        return
-    await decide(uow, stream, plan, [PlanOpened(
-        household_id=household_id, region_code=plan.region_code, risk_types=list(plan.risk_types),
-        identified_on=plan.identified_on, reopened=True)], plan.region_code)
+    @classmethod
+    async def load(cls, uow: UnitOfWork, household_ids: list[str], helpers_for_regions: set[str] = frozenset()) -> "PlansAtHand":
+        """The plans of these households; the helpers of the villages and townships of `helpers_for_regions`
+        (the regions of the plans that may open)."""
+        households = sorted(set(household_ids))
+        loaded = await uow.events.load_many(plan_stream(h) for h in households)
+        streams = {h: loaded[plan_stream(h)] for h in households}
+        facts = await store.household_facts_of_many(uow.session, households)
+        return cls(uow, streams, facts, await store.helpers_near(uow.session, helpers_for_regions))
 
+    def plan(self, household_id: str) -> PlanState | None:
+        return self.plans[plan_stream(household_id)]
 
-async def close_plan(uow: UnitOfWork, household_id: str, reason: str) -> None:
-    stream, plan = await load_plan(uow, household_id)
-    if plan is None or not plan.open:
-        return
-    await decide(uow, stream, plan, [PlanClosed(household_id=household_id, reason=reason)], plan.region_code)
+    def decide(self, household_id: str, region_code: str, events: list[EventPayload], cause: EventEnvelope | None) -> None:
+        """`events`, then the gaps the plan rules find or see mended (as `decide` does), kept for `save`."""
+        stream_id = plan_stream(household_id)
+        self.plans[stream_id], events = _with_gaps(self.uow, self.plans[stream_id], events)
+        self.new.setdefault(stream_id, []).extend(
+            NewEvent(e, household_id=household_id, region_code=region_code, **(caused_by(cause) if cause else {}))
+            for e in events)
 
+    def helper_for(self, household_id: str, region_code: str) -> EventPayload:
+        choice = choose_helper([replace(h, households=h.households + self.assigned[h.helper_id]) for h in self.helpers],
+                               region_code, self.uow.ctx.settings.helper_max_households)
+        if choice.helper is None:
+            return HelperNotFound(household_id=household_id, region_code=region_code)
+        self.assigned[choice.helper.helper_id] += 1
+        return HelperAssigned(household_id=household_id, helper_id=choice.helper.helper_id,
+                              households_after=choice.helper.households + 1, over_limit=choice.over_limit)
 
-async def add_risk(uow: UnitOfWork, household_id: str, clue_id: str, risk_types: list) -> None:
-    """A new risk of the subject: the plan is checked again and must answer it."""
-    stream, plan = await load_plan(uow, household_id)
-    if plan is None or not plan.open:
-        return
-    await decide(uow, stream, plan, [PlanRiskAdded(household_id=household_id, clue_id=clue_id, risk_types=risk_types)],
-                 plan.region_code)
+    async def save(self) -> None:
+        await self.uow.append_many([(self.heads[stream_id], new) for stream_id, new in self.new.items() if new])
+
+    # The decisions, each on one household's plan.
+
+    def open(self, household_id: str, region_code: str, case_id: str | None, category: str | None, risk_types: list,
+             identified_on: date, cause: EventEnvelope | None = None) -> None:
+        """A subject identified: its plan opens (or reopens, keeping its history) with a helper at once."""
+        plan = self.plan(household_id)
+        events: list[EventPayload] = [PlanOpened(household_id=household_id, region_code=region_code, case_id=case_id,
+                                                 category=category, risk_types=risk_types, identified_on=identified_on,
+                                                 reopened=plan is not None)]
+        if plan is None or plan.helper_id is None:
+            events.append(self.helper_for(household_id, region_code))
+        self.decide(household_id, region_code, events, cause)
+
+    def reopen(self, household_id: str, cause: EventEnvelope | None = None) -> None:
+        """风险消除回退: the exit was rolled back, the plan reopens with its history."""
+        plan = self.plan(household_id)
+        if plan is not None and not plan.open:
+            self.decide(household_id, plan.region_code, [PlanOpened(
+                household_id=household_id, region_code=plan.region_code, risk_types=list(plan.risk_types),
+                identified_on=plan.identified_on, reopened=True)], cause)
+
+    def close(self, household_id: str, reason: str, cause: EventEnvelope | None = None) -> None:
+        plan = self.plan(household_id)
+        if plan is not None and plan.open:
+            self.decide(household_id, plan.region_code, [PlanClosed(household_id=household_id, reason=reason)], cause)
+
+    def add_risk(self, household_id: str, clue_id: str, risk_types: list, cause: EventEnvelope | None = None) -> None:
+        """A new risk of the subject: the plan is checked again and must answer it."""
+        plan = self.plan(household_id)
+        if plan is not None and plan.open:
+            self.decide(household_id, plan.region_code,
+                        [PlanRiskAdded(household_id=household_id, clue_id=clue_id, risk_types=risk_types)], cause)
+
+    def check_again(self, household_id: str, cause: EventEnvelope | None = None) -> None:
+        """The rules once more (the clock moved on, or a mirrored fact changed)."""
+        plan = self.plan(household_id)
+        if plan is not None and plan.open:
+            self.decide(household_id, plan.region_code, [], cause)
 
 
 async def check_again(uow: UnitOfWork, household_id: str) -> None:
-    """The rules once more (the clock moved on, or a mirrored fact changed)."""
-    stream, plan = await load_plan(uow, household_id)
-    if plan is not None and plan.open:
-        await decide(uow, stream, plan, [], plan.region_code)
+    """One plan checked again (the clock's job)."""
+    plans = await PlansAtHand.load(uow, [household_id])
+    plans.check_again(household_id)
+    await plans.save()
 
 
 # --- what staff do over HTTP ---------------------------------------------------------------------

@@ -103,19 +103,18 @@ sa.Index("helpers_region", helpers.c.region_code)
 sa.Index("helper_visits_household", helper_visits.c.household_id, helper_visits.c.visited_on)
 
 
-async def helpers_in_reach(session: AsyncSession, region_code: str) -> list[Helper]:
-    """The active helpers of the household's village, each with their open plans; none there: those of
-    its township (domain.choose_helper's order; asking the village first keeps the counting to a few
-    helpers when a township has hundreds)."""
+async def helpers_near(session: AsyncSession, region_codes: set[str]) -> list[Helper]:
+    """The active helpers of these households' villages and townships, each with their open plans, in
+    one query (domain.choose_helper picks a household's among them)."""
+    if not region_codes:
+        return []
     load = (sa.select(sa.func.count()).where(plans.c.helper_id == helpers.c.helper_id, plans.c.status == "open")
             .scalar_subquery())
-    for where in (helpers.c.region_code == region_code[:12],
-                  helpers.c.region_code.startswith(region_code[:9], autoescape=True)):
-        rows = (await session.execute(sa.select(helpers.c.helper_id, helpers.c.region_code, load)
-                                      .where(helpers.c.active, where))).all()
-        if rows:
-            return [Helper(*row) for row in rows]
-    return []
+    townships = sorted({code[:9] for code in region_codes})
+    rows = (await session.execute(sa.select(helpers.c.helper_id, helpers.c.region_code, load).where(
+        helpers.c.active, sa.func.left(helpers.c.region_code, 9) == sa.any_(sa.bindparam(
+            "townships", townships, type_=pg.ARRAY(sa.Text)))))).all()
+    return [Helper(*row) for row in rows]
 
 
 async def helper_load(session: AsyncSession, helper_id: str) -> int:
@@ -128,6 +127,14 @@ async def helper_of(session: AsyncSession, helper_id: str):
 
 async def household_facts_of(session: AsyncSession, household_id: str):
     return (await session.execute(sa.select(household_facts).where(household_facts.c.household_id == household_id))).first()
+
+
+async def household_facts_of_many(session: AsyncSession, household_ids: list[str]) -> dict:
+    if not household_ids:
+        return {}
+    rows = await session.execute(sa.select(household_facts).where(household_facts.c.household_id == sa.any_(
+        sa.bindparam("households", household_ids, type_=pg.ARRAY(sa.Text)))))
+    return {row.household_id: row for row in rows}
 
 
 async def plan_row(session: AsyncSession, household_id: str):

@@ -166,7 +166,7 @@ async def route_events(uow: UnitOfWork, envelopes: list[EventEnvelope]) -> None:
     regions = {r.region[:digits] for r in routed if r.region for digits in LEVEL_DIGITS.values() if digits <= len(r.region)}
     directory = await store.staff_in_regions(session, regions)
     helpers = await store.helpers_of(session, sorted({r.envelope.household_id for r in routed if r.envelope.household_id}))
-    heads = await uow.events.last_events([f"task-{t}" for ts in open_tasks.values() for t in ts])
+    heads = await uow.events.heads(f"task-{t}" for ts in open_tasks.values() for t in ts)
     calendar, tz, now = working_calendar(ctx.settings.working_calendar), timezone(ctx), ctx.clock.now()
 
     streams: dict[str, list[NewEvent]] = {}  # the tasks' events, new streams and old
@@ -205,8 +205,7 @@ async def route_events(uow: UnitOfWork, envelopes: list[EventEnvelope]) -> None:
                 message = dataclasses.replace(message, task_id=task_id)
             outgoing += [Outgoing(staff_id, message, envelope.event_type, household, r.region, envelope)
                          for staff_id in recipients]
-    tasks = [(StreamHead(stream, heads[stream].stream_position, heads[stream].hash) if stream in heads
-              else StreamHead(stream), new) for stream, new in streams.items()]
+    tasks = [(heads.get(stream) or StreamHead(stream), new) for stream, new in streams.items()]
     await send_notifications(uow, outgoing, together_with=tasks)
     await offer_to_subscribers(uow, table, routed)
 

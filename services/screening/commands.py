@@ -57,11 +57,10 @@ async def take_clues(uow: UnitOfWork, clues: list[tuple[ClueFacts, str, EventEnv
             case = open_cases[household]
             open_cases[household] = replace(case, clue_ids=(*case.clue_ids, clue.clue_id),
                                             risk_types=tuple(sorted(set(case.risk_types) | set(risk_types))))
-    heads = await uow.events.last_events([stream for stream in appends if not stream.startswith("case-")
-                                          or stream.removeprefix("case-") not in opened])
-    await uow.append_many([
-        (StreamHead(stream, heads[stream].stream_position, heads[stream].hash) if stream in heads else StreamHead(stream), new)
-        for stream, new in appends.items()])  # the cases' and subjects' rows: projections.py
+    heads = await uow.events.heads(stream for stream in appends if not stream.startswith("case-")
+                                   or stream.removeprefix("case-") not in opened)
+    await uow.append_many([(heads.get(stream) or StreamHead(stream), new)
+                           for stream, new in appends.items()])  # the cases' and subjects' rows: projections.py
 
 
 async def take_step(uow: UnitOfWork, case_id: str, actor_role: str, region_check, make_command) -> ladder.CaseState:
@@ -86,16 +85,19 @@ async def take_step(uow: UnitOfWork, case_id: str, actor_role: str, region_check
     return state
 
 
-async def record_exit_outcome(uow: UnitOfWork, outcome: SubjectRiskEliminated | SubjectMonitoredAgain) -> None:
-    """What exit_review decided, recorded on the subject's stream: risk eliminated, or monitored again
-    after a rollback (风险消除回退). A household that is no subject here has nothing to change."""
-    row = await store.subject_state(uow.session, outcome.household_id)
-    if row is None:
-        return
-    stream_id = f"subject-{outcome.household_id}"
-    last = (await uow.events.last_events([stream_id])).get(stream_id)
-    await uow.append(stream_id, last.stream_position if last else 0, [
-        NewEvent(outcome, household_id=outcome.household_id, region_code=row.region_code)])
+async def record_exit_outcomes(uow: UnitOfWork, outcomes: list[tuple[SubjectRiskEliminated | SubjectMonitoredAgain,
+                                                                   EventEnvelope]]) -> None:
+    """What exit_review decided (each with the event that told it), recorded on the subjects' streams,
+    set-based: risk eliminated, or monitored again after a rollback (风险消除回退). A household that is
+    no subject here has nothing to change."""
+    regions = await store.subject_regions(uow.session, [outcome.household_id for outcome, _ in outcomes])
+    appends: dict[str, list[NewEvent]] = {}
+    for outcome, cause in outcomes:
+        if outcome.household_id in regions:
+            appends.setdefault(f"subject-{outcome.household_id}", []).append(NewEvent(
+                outcome, household_id=outcome.household_id, region_code=regions[outcome.household_id], **caused_by(cause)))
+    heads = await uow.events.heads(appends)
+    await uow.append_many([(heads[stream], new) for stream, new in appends.items()])
 
 
 async def change_subject(uow: UnitOfWork, household_id: str, region_check, decide) -> subjects.SubjectState:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from contracts.base import decode_payload
 from contracts.envelope import EventEnvelope
 from contracts.screening import SubjectMonitoredAgain, SubjectRiskEliminated
-from runtime.service import EventHandler, UnitOfWork, one_by_one
+from runtime.service import EventHandler, UnitOfWork
 from services.screening import commands
 
 
@@ -22,22 +22,20 @@ async def on_risk_clues(uow: UnitOfWork, envelopes: list[EventEnvelope]) -> None
     await commands.take_clues(uow, clues)
 
 
-async def on_exit_approved(uow: UnitOfWork, envelope: EventEnvelope) -> None:
-    exit_approved = decode_payload(envelope)
-    await commands.record_exit_outcome(uow, SubjectRiskEliminated(household_id=exit_approved.household_id,
-                                                                  exit_id=exit_approved.exit_id))
-
-
-async def on_exit_rolled_back(uow: UnitOfWork, envelope: EventEnvelope) -> None:
-    """风险消除回退: the subject is monitored again."""
-    rolled_back = decode_payload(envelope)
-    await commands.record_exit_outcome(uow, SubjectMonitoredAgain(household_id=rolled_back.household_id,
-                                                                  exit_id=rolled_back.exit_id))
+async def on_exit_outcomes(uow: UnitOfWork, envelopes: list[EventEnvelope]) -> None:
+    """exit_review's outcomes: an approved exit eliminates the subject's risk; a rolled-back one
+    (风险消除回退) has the subject monitored again."""
+    outcomes = []
+    for envelope in envelopes:
+        decided = decode_payload(envelope)
+        kind = SubjectRiskEliminated if envelope.event_type == "ExitApproved" else SubjectMonitoredAgain
+        outcomes.append((kind(household_id=decided.household_id, exit_id=decided.exit_id), envelope))
+    await commands.record_exit_outcomes(uow, outcomes)
 
 
 HANDLERS: dict[str, EventHandler] = {
     "RiskClueRaised": on_risk_clues,
     "RiskCluesRaised": on_risk_clues,
-    "ExitApproved": one_by_one(on_exit_approved),
-    "ExitRolledBack": one_by_one(on_exit_rolled_back),
+    "ExitApproved": on_exit_outcomes,
+    "ExitRolledBack": on_exit_outcomes,
 }

@@ -147,6 +147,16 @@ async def subject_state(session: AsyncSession, household_id: str):
         sa.select(subjects).where(subjects.c.household_id == household_id).with_for_update())).first()
 
 
+async def subject_regions(session: AsyncSession, household_ids: list[str]) -> dict[str, str]:
+    """The region of each of these households that is a subject (its rows locked, as subject_state's)."""
+    if not household_ids:
+        return {}
+    rows = await session.execute(sa.select(subjects.c.household_id, subjects.c.region_code).where(
+        subjects.c.household_id == sa.any_(sa.bindparam("households", sorted(set(household_ids)), type_=pg.ARRAY(sa.Text))))
+        .order_by(subjects.c.household_id).with_for_update())
+    return {r.household_id: r.region_code for r in rows}
+
+
 async def any_member_can_work(session: AsyncSession, household_id: str) -> bool | None:
     return await session.scalar(sa.select(household_labour.c.any_member_can_work)
                                 .where(household_labour.c.household_id == household_id))

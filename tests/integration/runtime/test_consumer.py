@@ -365,3 +365,52 @@ async def test_dead_letters_are_listed_with_what_became_of_them_and_replayed_onc
         assert result.exit_code == 0, result.output
         assert "1 applied_later, 1 replayed" in result.output and str(broken.event_id)[:8] in result.output
 
+
+
+async def test_two_workers_share_the_partitions_and_the_group_settles(service_context):
+    """Issue 19: the consumers of two workers of one service (one group) split the topic's partitions
+    between them, the group stops rebalancing once both are in, and every event is applied once
+    while events keep coming."""
+    ctx = await service_context()
+    await seen_table(ctx)
+    topic = events_topic("screening", ctx.settings.topic_prefix)
+    await ensure_topics(ctx.settings, [topic])
+    workers = [EventConsumer(ctx, ["screening"], {"TestHappened": record_seen}, group_id="two-workers") for _ in range(2)]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(worker.run(stop)) for worker in workers]
+    producer = AIOKafkaProducer(bootstrap_servers=ctx.settings.kafka_bootstrap)
+    await producer.start()
+    sent = 0
+
+    async def send(n: int) -> None:
+        nonlocal sent
+        for _ in range(n):
+            event = envelope(payload={"note": f"n{sent}"}, household_id=f"H{sent}")
+            await producer.send(topic, event.to_json(), key=event.household_id.encode())
+            sent += 1
+        await producer.flush()
+
+    def assignments() -> list[set[int]]:
+        return [{tp.partition for tp in w.consumer.assignment()} if w.consumer else set() for w in workers]
+
+    def generations() -> list[int]:
+        return [w.consumer._coordinator.generation if w.consumer else -1 for w in workers]
+
+    try:
+        async def both_assigned():
+            await send(10)
+            return all(assignments()) and len(set(generations())) == 1
+        await eventually(both_assigned, timeout=60, interval=0.5)
+        settled = generations()
+        for _ in range(8):  # events keep coming for a few seconds: the group stays as it is
+            await send(25)
+            await asyncio.sleep(0.5)
+        shares = assignments()
+        assert generations() == settled, "the group rebalanced again with both workers in it"
+        assert not shares[0] & shares[1] and shares[0] | shares[1] == set(range(ctx.settings.kafka_partitions))
+        await eventually(lambda: _equals(count_seen(ctx), sent), timeout=60)
+        assert await count_seen(ctx, "select count(distinct event_id) from seen") == sent
+    finally:
+        await producer.stop()
+        stop.set()
+        await asyncio.gather(*tasks)

@@ -129,6 +129,35 @@ async def test_relay_waits_at_a_gap_a_running_transaction_may_fill_and_steps_ove
         assert cursor == last
 
 
+async def test_a_commit_wakes_the_relay_it_does_not_wait_for_its_next_look(run_services):
+    """runtime.signals: an append notifies at its commit; the relay, idle for 30 s between looks here,
+    publishes at once."""
+    async with run_services("intake", relay_idle_seconds=30) as system:
+        ctx = system.context("intake")
+        meta = EventMetadata(actor=Actor(kind="system", id="test", role="service"))
+
+        async def cursor() -> int:
+            async with ctx.sessions() as session:
+                return await session.scalar(sa.text("select coalesce(max(position), 0) from relay_cursor")) or 0
+
+        async def listening():
+            appended = system.apps["intake"].state.relay.appended
+            return appended is not None and appended.listening is not None
+        await eventually(listening)
+        await asyncio.sleep(0.5)  # the relay's first looks are over: it waits
+        for n in (1, 2):
+            async with unit_of_work(ctx, meta) as uow:
+                [appended] = await uow.append(f"woken-{n}", 0, [_unmatched(n)])
+            async with ctx.sessions() as session:
+                position = await session.scalar(sa.text("select global_position from events where event_id = :id"),
+                                                 {"id": appended.event_id})
+            await eventually(lambda: _at_least(cursor(), position), timeout=5)
+
+
+async def _at_least(awaitable, position: int) -> bool:
+    return await awaitable >= position
+
+
 async def _contains(awaitable, wanted: set[str]) -> bool:
     return wanted <= set(await awaitable)
 

@@ -1,0 +1,89 @@
+"""Commit signals: PostgreSQL's LISTEN/NOTIFY, so that a loop waiting for new rows wakes when the
+transaction that wrote them commits rather than at its next poll. A transaction notifies with
+`notify` (delivered at its commit, never if it rolls back); a process listens on one connection per
+channel (`CommitSignal`). A notification lost — the connection dropped, the database restarted —
+costs latency, never work: whoever waits still looks by themselves every so often."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+log = logging.getLogger(__name__)
+
+# The event store's appends (runtime.eventstore): the relay publishes them.
+EVENTS_APPENDED = "fangpin_events_appended"
+_RETRY_SECONDS = 1.0  # between two attempts to LISTEN again after the connection was lost
+_CONNECT_TIMEOUT_SECONDS = 2.0
+
+
+async def notify(session: AsyncSession, channel: str, payload: str = "") -> None:
+    """Signal `channel` when (and only if) the session's transaction commits."""
+    await session.execute(sa.select(sa.func.pg_notify(channel, payload)))
+
+
+class CommitSignal:
+    """A channel's notifications, as one flag of this process: `wait` returns when one came since
+    the last `clear`, or after `timeout` (listening lost, or nothing committed)."""
+
+    def __init__(self, engine: AsyncEngine, channel: str) -> None:
+        self.engine, self.channel = engine, channel
+        self.flag = asyncio.Event()
+        self.listening: AsyncConnection | None = None
+        self._driver = None
+        self._next_try = 0.0
+
+    def clear(self) -> None:
+        """From now on, only a later commit wakes `wait` (clear before looking, so none is missed)."""
+        self.flag.clear()
+
+    async def wait(self, timeout: float, stop: asyncio.Event | None = None) -> None:
+        """Until a notification came since `clear`, `stop` is set, or `timeout` seconds passed."""
+        await self._listen()
+        waiters = [asyncio.ensure_future(self.flag.wait())] + ([asyncio.ensure_future(stop.wait())] if stop else [])
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def close(self) -> None:
+        connection, driver = self.listening, self._driver
+        self.listening, self._driver = None, None
+        if connection is not None:
+            try:  # back to the pool listening to nothing
+                if not driver.is_closed():
+                    await driver.remove_listener(self.channel, self._notified)
+                await connection.close()
+            except Exception:
+                log.debug("commit signal %s: closing the listening connection failed", self.channel, exc_info=True)
+
+    async def _listen(self) -> None:
+        if self._driver is not None and not self._driver.is_closed():
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._next_try:
+            return
+        await self.close()
+        try:
+            # Not longer than a poll would wait: a database that does not answer is the caller's to find.
+            self.listening, self._driver = await asyncio.wait_for(self._connect(), _CONNECT_TIMEOUT_SECONDS)
+            self.flag.set()  # what committed while nobody listened: look once
+        except Exception as exc:  # the waiter polls meanwhile
+            self._next_try = loop.time() + _RETRY_SECONDS
+            log.debug("commit signal %s: cannot LISTEN (%r); polling", self.channel, exc)
+
+    async def _connect(self):
+        connection = await self.engine.connect()
+        try:
+            raw = await connection.get_raw_connection()
+            await raw.driver_connection.add_listener(self.channel, self._notified)
+        except BaseException:
+            await connection.close()
+            raise
+        return connection, raw.driver_connection
+
+    def _notified(self, connection, pid, channel, payload) -> None:
+        self.flag.set()
