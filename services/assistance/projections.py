@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from contracts.base import current_payload
 from contracts.envelope import EventEnvelope
 from contracts.intake import any_member_can_work
-from runtime.bulk import insert_rows, upsert_rows
+from runtime.bulk import insert_rows, update_rows, upsert_rows
 from runtime.projections import Projections
 from services.assistance.store import household_facts, helper_visits, helpers, incomes, measures, plan_gaps, plans
 
@@ -41,33 +41,35 @@ async def plans_opened(session: AsyncSession, envelopes: list[EventEnvelope]) ->
         key=("household_id",), keep=("helper_id", "unassigned", "opened_at"))
 
 
-async def _update_plan(session: AsyncSession, envelope: EventEnvelope, **values) -> None:
-    await session.execute(sa.update(plans).where(plans.c.household_id == envelope.household_id)
-                          .values(**values, updated_at=envelope.recorded_at))
+async def _update_plans(session: AsyncSession, envelopes: list[EventEnvelope], values) -> None:
+    """Each plan's row set by the last of its events here (`values(envelope)`), one statement for all."""
+    latest = {e.household_id: {"household_id": e.household_id, **values(e), "updated_at": e.recorded_at}
+              for e in envelopes}
+    await update_rows(session, plans, list(latest.values()), key=("household_id",))
 
 
 async def plan_risks_added(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for envelope in envelopes:
-        added = current_payload(envelope)
-        known = await session.scalar(sa.select(plans.c.risk_types).where(plans.c.household_id == added["household_id"]))
-        await _update_plan(session, envelope, risk_types=list(dict.fromkeys([*known, *added["risk_types"]])))
+    known = dict((await session.execute(sa.select(plans.c.household_id, plans.c.risk_types).where(
+        plans.c.household_id.in_({e.household_id for e in envelopes})))).all())
+    for envelope in envelopes:  # in order: each adds to what the ones before it left
+        known[envelope.household_id] = list(dict.fromkeys([*known[envelope.household_id],
+                                                           *current_payload(envelope)["risk_types"]]))
+    await _update_plans(session, envelopes, lambda e: {"risk_types": known[e.household_id]})
 
 
 async def plans_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for envelope in envelopes:
-        await _update_plan(session, envelope, status="closed", closed_reason=current_payload(envelope)["reason"])
+    await _update_plans(session, envelopes, lambda e: {"status": "closed", "closed_reason": current_payload(e)["reason"]})
 
 
 async def helpers_assigned(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for envelope in envelopes:
-        assigned = current_payload(envelope)
-        await _update_plan(session, envelope, helper_id=assigned.get("helper_id") or assigned.get("to_helper_id"),
-                           unassigned=False)
+    def helper(e: EventEnvelope) -> dict:
+        assigned = current_payload(e)
+        return {"helper_id": assigned.get("helper_id") or assigned.get("to_helper_id"), "unassigned": False}
+    await _update_plans(session, envelopes, helper)
 
 
 async def helpers_not_found(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for envelope in envelopes:
-        await _update_plan(session, envelope, unassigned=True)
+    await _update_plans(session, envelopes, lambda e: {"unassigned": True})
 
 
 # --- measures ------------------------------------------------------------------------------------
@@ -117,10 +119,9 @@ async def gaps_found(session: AsyncSession, envelopes: list[EventEnvelope]) -> N
 
 
 async def gaps_closed(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for gap in map(current_payload, envelopes):
-        await session.execute(sa.delete(plan_gaps).where(
-            plan_gaps.c.household_id == gap["household_id"], plan_gaps.c.gap == gap["gap"],
-            plan_gaps.c.risk_type == (gap.get("risk_type") or "")))
+    closed = {(gap["household_id"], gap["gap"], gap.get("risk_type") or "") for gap in map(current_payload, envelopes)}
+    await session.execute(sa.delete(plan_gaps).where(
+        sa.tuple_(plan_gaps.c.household_id, plan_gaps.c.gap, plan_gaps.c.risk_type).in_(sorted(closed))))
 
 
 async def incomes_recorded(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runtime.db import predicate
 from services.exit_review.domain.evidence import Difficulty, Evidence, Income, Measure, OpenGap, Visit
 from services.exit_review.domain.ladder import Subject
 
@@ -273,7 +274,7 @@ async def overdue_unreported(session: AsyncSession, today: date, limit: int = 50
 async def notices_ended(session: AsyncSession, today: date, limit: int = 500) -> list[str]:
     """Households whose exit notice has run its days (the scheduler closes them)."""
     return list(await session.scalars(
-        sa.select(exits.c.household_id).where(exits.c.step == "public_notice", exits.c.notice_ends <= today)
+        sa.select(exits.c.household_id).where(exits.c.step == predicate("public_notice"), exits.c.notice_ends <= today)
         .order_by(exits.c.notice_ends).limit(limit)))
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.bulk import insert_rows, update_rows
+from runtime.db import predicate
 from services.intake.vault import IdentityVault
 
 metadata = sa.MetaData()
@@ -187,7 +188,7 @@ async def unmatched_warnings_of(session: AsyncSession, id_hashes: list[str]):
     if not id_hashes:
         return []
     return (await session.execute(
-        sa.select(warnings).where(warnings.c.status == "unmatched", warnings.c.id_hash.in_(id_hashes)).with_for_update()
+        sa.select(warnings).where(warnings.c.status == predicate("unmatched"), warnings.c.id_hash.in_(id_hashes)).with_for_update()
     )).all()
 
 

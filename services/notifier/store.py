@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.bulk import copy_rows, upsert_rows
+from runtime.db import predicate
 
 
 if TYPE_CHECKING:
@@ -285,7 +286,8 @@ async def subscriptions_to(session: AsyncSession, event_types: list[str]):
 async def open_tasks_of(session: AsyncSession, references: list[str]) -> dict[str, list[str]]:
     """The open tasks of each reference."""
     rows = await session.execute(sa.select(tasks.c.reference, tasks.c.task_id)
-                                 .where(tasks.c.reference.in_(references), tasks.c.state == "open")
+                                 .where(tasks.c.reference == sa.any_(sa.cast(references, sa.ARRAY(sa.Text))),
+                                        tasks.c.state == predicate("open"))
                                  .order_by(tasks.c.task_id))
     found: dict[str, list[str]] = {}
     for r in rows:
@@ -294,7 +296,7 @@ async def open_tasks_of(session: AsyncSession, references: list[str]) -> dict[st
 
 
 async def tasks_with_steps_due(session: AsyncSession, now: datetime, limit: int = 500) -> list[str]:
-    rows = await session.execute(sa.select(tasks.c.task_id).where(tasks.c.state == "open", tasks.c.next_action_at <= now)
+    rows = await session.execute(sa.select(tasks.c.task_id).where(tasks.c.state == predicate("open"), tasks.c.next_action_at <= now)
                                  .order_by(tasks.c.next_action_at).limit(limit))
     return list(rows.scalars())
 

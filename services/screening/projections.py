@@ -105,26 +105,32 @@ async def _subject_identified(session: AsyncSession, identified: SubjectIdentifi
 
 
 async def subject_risks_added(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
-    for envelope in envelopes:
-        added = current_payload(envelope)
-        row = (await session.execute(sa.select(subjects.c.clue_ids, subjects.c.risk_types)
-                                     .where(subjects.c.household_id == added["household_id"]))).one()
-        await session.execute(sa.update(subjects).where(subjects.c.household_id == added["household_id"]).values(
-            clue_ids=[*row.clue_ids, added["clue_id"]], risk_types=sorted(set(row.risk_types) | set(added["risk_types"])),
-            updated_at=envelope.recorded_at))
+    added = [current_payload(envelope) for envelope in envelopes]
+    standing = {row.household_id: {"household_id": row.household_id, "clue_ids": list(row.clue_ids),
+                                   "risk_types": list(row.risk_types)}
+                for row in await session.execute(sa.select(subjects.c.household_id, subjects.c.clue_ids, subjects.c.risk_types)
+                                                 .where(subjects.c.household_id.in_({a["household_id"] for a in added})))}
+    for envelope, risk in zip(envelopes, added):  # in order: each adds to what the ones before it left
+        row = standing[risk["household_id"]]
+        row.update(clue_ids=[*row["clue_ids"], risk["clue_id"]], risk_types=sorted(set(row["risk_types"]) | set(risk["risk_types"])),
+                   updated_at=envelope.recorded_at)
+    await update_rows(session, subjects, list(standing.values()), key=("household_id",))
 
 
 async def subject_changes(session: AsyncSession, envelopes: list[EventEnvelope]) -> None:
     """Removal, protection and the exit outcomes: the marks as domain.subjects.apply leaves them."""
-    for envelope in envelopes:
-        change = decode_payload(envelope)
-        row = (await session.execute(sa.select(subjects).where(subjects.c.household_id == change.household_id))).one()
-        state = subject_rules.apply(subject_rules.SubjectState(
-            row.household_id, row.region_code, row.status, row.protected, row.removal_pending, row.protection_pending),
-            change)
-        await session.execute(sa.update(subjects).where(subjects.c.household_id == change.household_id).values(
-            **{k: v for k, v in asdict(state).items() if k not in ("household_id", "region_code")},
-            updated_at=envelope.recorded_at))
+    changes = [decode_payload(envelope) for envelope in envelopes]
+    states = {row.household_id: subject_rules.SubjectState(
+        row.household_id, row.region_code, row.status, row.protected, row.removal_pending, row.protection_pending)
+        for row in await session.execute(sa.select(subjects).where(
+            subjects.c.household_id.in_({change.household_id for change in changes})))}
+    updated_at = {}
+    for envelope, change in zip(envelopes, changes):  # in order, on the marks the ones before left
+        states[change.household_id] = subject_rules.apply(states[change.household_id], change)
+        updated_at[change.household_id] = envelope.recorded_at
+    await update_rows(session, subjects, [
+        {**asdict(state), "updated_at": updated_at[household]} for household, state in states.items()
+        if household in updated_at], key=("household_id",))
 
 
 # --- the out-of-loop check and quality issues ---------------------------------------------------

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from runtime.db import predicate
 from services.screening.domain import MonitoredSubject, OpenCase
 
 metadata = sa.MetaData()
@@ -91,7 +92,7 @@ async def open_cases_of(session: AsyncSession, household_ids: list[str]) -> dict
     rows = await session.execute(
         sa.select(cases.c.case_id, cases.c.household_id, cases.c.clue_ids, cases.c.risk_types)
         .where(cases.c.household_id == sa.any_(sa.bindparam("households", household_ids, type_=pg.ARRAY(sa.Text))),
-               cases.c.status == "open")
+               cases.c.status == predicate("open"))
     )
     return {r.household_id: OpenCase(r.case_id, r.household_id, tuple(r.clue_ids), tuple(r.risk_types)) for r in rows}
 
@@ -127,7 +128,7 @@ async def subject_page(session: AsyncSession, region: str, status: str | None, a
 
 async def notices_due(session: AsyncSession, today) -> list[str]:
     rows = await session.execute(
-        sa.select(cases.c.case_id).where(cases.c.step == "public_notice", cases.c.notice_ends <= today)
+        sa.select(cases.c.case_id).where(cases.c.step == predicate("public_notice"), cases.c.notice_ends <= today)
         .order_by(cases.c.notice_ends).limit(500))
     return list(rows.scalars())
 
@@ -166,7 +167,7 @@ async def allowance_watches_due(session: AsyncSession, cutoff) -> list:
     """Watches whose days have run out, with whether the household is now a subject or in an open case."""
     in_loop = sa.or_(
         sa.exists().where(subjects.c.household_id == allowance_watch.c.household_id, subjects.c.status == "monitored"),
-        sa.exists().where(cases.c.household_id == allowance_watch.c.household_id, cases.c.status == "open"),
+        sa.exists().where(cases.c.household_id == allowance_watch.c.household_id, cases.c.status == predicate("open")),
     )
     return (await session.execute(
         sa.select(allowance_watch, in_loop.label("in_loop"))
