@@ -52,7 +52,8 @@ class UnitOfWork:
         written = await self.events.append_many(items, self.meta)
         self.appended.update(r["event_type"] for r in written)
         if any(r["event_type"] in self.ctx.projections.appliers for r in written):  # envelopes only if needed
-            await self.ctx.projections.apply(self.session, [sealed_envelope(r) for r in written])
+            actor = self.meta.actor  # every event of one append is by it
+            await self.ctx.projections.apply(self.session, [sealed_envelope(r, actor) for r in written])
         return written
 
 

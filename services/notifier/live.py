@@ -6,21 +6,18 @@ costs latency, never a notification."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import weakref
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from runtime.signals import Listener
 from services.notifier.store import INBOX_CHANNEL
-
-log = logging.getLogger(__name__)
 
 
 class InboxSignals:
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
         self.waiting: dict[str, set[asyncio.Event]] = {}
-        self.listening: AsyncConnection | None = None
+        self.listener = Listener(engine, INBOX_CHANNEL, self._notified)
         self.lock = asyncio.Lock()
 
     async def register(self, staff_id: str) -> asyncio.Event:
@@ -28,14 +25,7 @@ class InboxSignals:
         event = asyncio.Event()
         self.waiting.setdefault(staff_id, set()).add(event)
         async with self.lock:
-            if self.listening is None:
-                try:
-                    connection = await self.engine.connect()
-                    raw = await connection.get_raw_connection()
-                    await raw.driver_connection.add_listener(INBOX_CHANNEL, self._notified)
-                    self.listening = connection
-                except Exception:  # the stream polls instead; the next one tries again
-                    log.warning("live inbox: cannot LISTEN, streams poll", exc_info=True)
+            await self.listener.ensure()  # cannot: the stream polls; the next one tries again
         return event
 
     async def unregister(self, staff_id: str, event: asyncio.Event) -> None:
@@ -44,14 +34,10 @@ class InboxSignals:
         if not people:
             self.waiting.pop(staff_id, None)
         async with self.lock:
-            if not self.waiting and self.listening is not None:
-                connection, self.listening = self.listening, None
-                try:
-                    await connection.close()
-                except Exception:
-                    log.debug("live inbox: closing the listening connection failed", exc_info=True)
+            if not self.waiting:
+                await self.listener.close()
 
-    def _notified(self, connection, pid, channel, payload: str) -> None:
+    def _notified(self, payload: str) -> None:
         for staff_id in payload.split(","):
             for event in self.waiting.get(staff_id, ()):
                 event.set()

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from runtime.bulk import copy_rows, upsert_rows
 from runtime.db import predicate
+from runtime.signals import NOTIFY_PAYLOAD_BYTES, notify
 
 
 if TYPE_CHECKING:
@@ -381,7 +382,6 @@ async def save_preferences(session: AsyncSession, row: dict) -> None:
 
 
 INBOX_CHANNEL = "fangpin_inbox"  # LISTEN/NOTIFY: whose inbox grew (services/notifier/live.py)
-NOTIFY_PAYLOAD_BYTES = 7000  # PostgreSQL's limit is 8000
 
 
 async def signal_inboxes(session: AsyncSession, staff_ids: list[str]) -> None:
@@ -389,8 +389,8 @@ async def signal_inboxes(session: AsyncSession, staff_ids: list[str]) -> None:
     chunk: list[str] = []
     for staff_id in dict.fromkeys(staff_ids):
         if chunk and sum(len(s) + 1 for s in chunk) + len(staff_id) > NOTIFY_PAYLOAD_BYTES:
-            await session.execute(sa.select(sa.func.pg_notify(INBOX_CHANNEL, ",".join(chunk))))
+            await notify(session, INBOX_CHANNEL, ",".join(chunk))
             chunk = []
         chunk.append(staff_id)
     if chunk:
-        await session.execute(sa.select(sa.func.pg_notify(INBOX_CHANNEL, ",".join(chunk))))
+        await notify(session, INBOX_CHANNEL, ",".join(chunk))

@@ -142,7 +142,7 @@ async def test_a_commit_wakes_the_relay_it_does_not_wait_for_its_next_look(run_s
 
         async def listening():
             appended = system.apps["intake"].state.relay.appended
-            return appended is not None and appended.listening is not None
+            return appended is not None and appended.listener.listening
         await eventually(listening)
         await asyncio.sleep(0.5)  # the relay's first looks are over: it waits
         for n in (1, 2):
