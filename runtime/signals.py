@@ -31,7 +31,7 @@ async def notify(session: AsyncSession, channel: str, payload: str = "") -> None
 class Listener:
     """One LISTEN connection of this process to `channel` of its service's database, handing each
     notification's payload to `on_payload`. `ensure` (re)connects, at most once a second after a
-    failure; `close` gives the connection back to the pool listening to nothing."""
+    failure; `close` ends the connection."""
 
     def __init__(self, engine: AsyncEngine, channel: str, on_payload: Callable[[str], None]) -> None:
         self.engine, self.channel, self.on_payload = engine, channel, on_payload
@@ -61,15 +61,18 @@ class Listener:
             return False
 
     async def close(self) -> None:
-        connection, driver = self.connection, self._driver
-        self.connection, self._driver = None, None
+        connection, self.connection, self._driver = self.connection, None, None
         if connection is not None:
-            try:
-                if not driver.is_closed():
-                    await driver.remove_listener(self.channel, self._notified)
-                await connection.close()
-            except Exception:
-                log.debug("LISTEN %s: closing the listening connection failed", self.channel, exc_info=True)
+            # Shielded: a stream's end or a stop cancels whoever closes, and a connection left half
+            # closed would neither go back to the pool nor away.
+            await asyncio.shield(self._let_go(connection))
+
+    async def _let_go(self, connection: AsyncConnection) -> None:
+        try:
+            await connection.invalidate()  # its LISTEN goes with it: the pool gets no listening connection back
+            await connection.close()
+        except Exception:
+            log.debug("LISTEN %s: closing the listening connection failed", self.channel, exc_info=True)
 
     async def _connect(self):
         connection = await self.engine.connect()
