@@ -168,10 +168,11 @@ class PlansAtHand:
             self.decide(household_id, plan.region_code, [], cause)
 
 
-async def check_again(uow: UnitOfWork, household_id: str) -> None:
-    """One plan checked again (the clock's job)."""
-    plans = await PlansAtHand.load(uow, [household_id])
-    plans.check_again(household_id)
+async def check_again(uow: UnitOfWork, household_ids: list[str]) -> None:
+    """A page of plans checked again (the clock's job), in one unit of work."""
+    plans = await PlansAtHand.load(uow, household_ids)
+    for household_id in household_ids:
+        plans.check_again(household_id)
     await plans.save()
 
 

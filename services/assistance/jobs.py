@@ -16,9 +16,9 @@ async def check_open_plans(ctx: ServiceContext) -> None:
     while True:
         async with ctx.sessions() as session:
             households = await store.open_plan_ids(session, after, PAGE)
-        for household_id in households:
+        if households:  # a page in one transaction; a plan changed meanwhile has the page checked again
             await run_command(ctx, EventMetadata(actor=SCHEDULER),
-                              lambda uow, household_id=household_id: commands.check_again(uow, household_id))
+                              lambda uow, page=households: commands.check_again(uow, page))
         if len(households) < PAGE:
             return
         after = households[-1]
